@@ -1,0 +1,560 @@
+// Package gbdt trains histogram-based gradient-boosted decision trees in the
+// style of XGBoost's "hist" method: features are bucketed into at most 255
+// quantile bins plus one bin for missing values, trees grow depth-wise with
+// second-order (Newton) leaf values, L2 leaf regularisation, shrinkage, row
+// and column subsampling, a learned default direction for missing values and
+// optional early stopping on a validation split.
+//
+// Parallel work is split by (node, feature) for histograms and by fixed row
+// blocks for prediction; no floating-point sum depends on how work is
+// scheduled, so a seed fixes the model bit for bit (TRAIN-6).
+package gbdt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+
+	"github.com/rampart-mlaas/rampart/ml/internal/parallel"
+)
+
+// ErrDiverged is returned when a leaf value or the loss is not finite (TRAIN-4).
+var ErrDiverged = errors.New("training diverged: loss is not finite")
+
+// ErrParams is wrapped by hyper-parameter errors.
+var ErrParams = errors.New("invalid GBDT parameters")
+
+// Objective is the loss being boosted.
+type Objective uint8
+
+// Objectives, named after XGBoost's.
+const (
+	BinaryLogistic    Objective = 1 // binary:logistic
+	MultiSoftprob     Objective = 2 // multi:softprob
+	RegSquaredError   Objective = 3 // reg:squarederror
+	maxRealBins                 = 255
+	minHess                     = 1e-16
+	quantileSampleCap           = 200_000
+)
+
+// Params are the hyper-parameters, with XGBoost's names and defaults.
+type Params struct {
+	NEstimators         int     // n_estimators (100)
+	MaxDepth            int     // max_depth (6); 0 = unlimited, needs MaxLeaves
+	MaxLeaves           int     // max_leaves (0 = unlimited)
+	LearningRate        float64 // learning_rate (0.3)
+	Subsample           float64 // subsample (1)
+	ColsampleByTree     float64 // colsample_bytree (1)
+	RegLambda           float64 // reg_lambda (1)
+	Gamma               float64 // gamma: minimum split gain (0)
+	MinChildWeight      float64 // min_child_weight (1)
+	MaxBin              int     // max_bin (255 here; XGBoost's 256 includes its missing bin)
+	EarlyStoppingRounds int     // early_stopping_rounds (0 = off)
+	ValidationFraction  float64 // validation_fraction held out for early stopping (0.1)
+}
+
+// DefaultParams are XGBoost 1.7's defaults.
+func DefaultParams() Params {
+	return Params{NEstimators: 100, MaxDepth: 6, LearningRate: 0.3, Subsample: 1, ColsampleByTree: 1,
+		RegLambda: 1, MinChildWeight: 1, MaxBin: 255, ValidationFraction: 0.1}
+}
+
+// Node is a tree node. A leaf has Feature < 0. Rows with x[Feature] ≤
+// Threshold go Left; missing values go Left when DefaultLeft.
+type Node struct {
+	Feature     int32
+	Left, Right int32
+	DefaultLeft bool
+	Threshold   float64
+	Value       float64
+}
+
+// Model is a boosted ensemble. Tree t adds to output t mod Outputs.
+type Model struct {
+	Objective Objective
+	Outputs   int // 1 for binary and regression, K for multi-class
+	D         int
+	Base      []float64 // initial margin per output
+	Trees     [][]Node
+}
+
+// Progress reports trees built and losses (validation loss is NaN without
+// early stopping).
+type Progress func(trees int, trainLoss, validLoss float64)
+
+// binner maps a feature's values to bins: value x goes to the first bin b
+// with x ≤ Upper[b]; the last bin is open-ended.
+type binner struct {
+	upper []float64
+}
+
+func (b *binner) bin(x float64) uint8 {
+	if math.IsNaN(x) {
+		return uint8(len(b.upper) + 1)
+	}
+	return uint8(sort.SearchFloat64s(b.upper, x))
+}
+
+func (b *binner) nbins() int { return len(b.upper) + 1 }
+
+// fitBinner chooses at most maxBin bins from the feature's sorted values:
+// midpoints between distinct values when few, quantile cuts otherwise.
+func fitBinner(vals []float64, maxBin int) binner {
+	sort.Float64s(vals)
+	uniq := vals[:0:0]
+	for i, v := range vals {
+		if i == 0 || v != vals[i-1] {
+			uniq = append(uniq, v)
+		}
+	}
+	if len(uniq) <= 1 {
+		return binner{}
+	}
+	var upper []float64
+	if len(uniq) <= maxBin {
+		for i := 0; i+1 < len(uniq); i++ {
+			upper = append(upper, uniq[i]+(uniq[i+1]-uniq[i])/2)
+		}
+		return binner{upper: upper}
+	}
+	for k := 1; k < maxBin; k++ {
+		pos := k * (len(vals) - 1) / maxBin
+		v := vals[pos]
+		// Cut just above v, at the midpoint to the next distinct value, so
+		// the bin edge lies between observed values as in XGBoost.
+		j := sort.SearchFloat64s(uniq, v)
+		if j+1 >= len(uniq) {
+			break
+		}
+		c := uniq[j] + (uniq[j+1]-uniq[j])/2
+		if len(upper) == 0 || c > upper[len(upper)-1] {
+			upper = append(upper, c)
+		}
+	}
+	return binner{upper: upper}
+}
+
+type dataset struct {
+	n, d    int
+	bins    [][]uint8 // column-major
+	binners []binner
+	miss    []uint8 // per feature, the bin holding missing values (= its number of real bins)
+	offs    []int   // histogram offset (in bins) per feature
+	total   int     // total histogram bins
+}
+
+func buildDataset(x []float64, n, d, maxBin int, rng *rand.Rand) *dataset {
+	ds := &dataset{n: n, d: d, bins: make([][]uint8, d), binners: make([]binner, d), miss: make([]uint8, d), offs: make([]int, d)}
+	// Quantiles come from a fixed random sample of rows when n is large,
+	// as XGBoost's sketch does; the sample depends only on the seed.
+	sample := make([]int, 0, min(n, quantileSampleCap))
+	if n <= quantileSampleCap {
+		for i := range n {
+			sample = append(sample, i)
+		}
+	} else {
+		perm := rng.Perm(n)[:quantileSampleCap]
+		sort.Ints(perm)
+		sample = perm
+	}
+	parallel.Run(d, func(f int) {
+		vals := make([]float64, 0, len(sample))
+		for _, i := range sample {
+			if v := x[i*d+f]; !math.IsNaN(v) {
+				vals = append(vals, v)
+			}
+		}
+		ds.binners[f] = fitBinner(vals, maxBin)
+		col := make([]uint8, n)
+		bn := &ds.binners[f]
+		for i := range n {
+			col[i] = bn.bin(x[i*d+f])
+		}
+		ds.bins[f] = col
+	})
+	for f := range d {
+		ds.miss[f] = uint8(ds.binners[f].nbins())
+		ds.offs[f] = ds.total
+		ds.total += ds.binners[f].nbins() + 1 // +1: the missing bin
+	}
+	return ds
+}
+
+// Fit trains on x (n×d row-major, NaN = missing). For classification y holds
+// class indices as float64 and k ≥ 2 is the number of classes; for
+// regression k is 0.
+func Fit(ctx context.Context, x []float64, n, d int, y []float64, k int, p Params, seed uint64, progress Progress) (*Model, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	obj, outputs := RegSquaredError, 1
+	switch {
+	case k == 2:
+		obj = BinaryLogistic
+	case k > 2:
+		obj, outputs = MultiSoftprob, k
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x9bd7))
+	ds := buildDataset(x, n, d, p.MaxBin, rng)
+
+	// Early stopping holds out a fixed random validation subset.
+	isValid := make([]bool, n)
+	var trainRows, validRows []int
+	if p.EarlyStoppingRounds > 0 {
+		for i := range n {
+			isValid[i] = rng.Float64() < p.ValidationFraction
+		}
+	}
+	for i := range n {
+		if isValid[i] {
+			validRows = append(validRows, i)
+		} else {
+			trainRows = append(trainRows, i)
+		}
+	}
+	if len(trainRows) == 0 {
+		return nil, fmt.Errorf("%w: no training rows left after the validation split", ErrParams)
+	}
+	m := &Model{Objective: obj, Outputs: outputs, D: d, Base: baseScore(obj, outputs, y, trainRows)}
+	margin := make([]float64, n*outputs)
+	for i := range n {
+		copy(margin[i*outputs:], m.Base)
+	}
+	gh := make([][]float64, outputs)
+	for o := range gh {
+		gh[o] = make([]float64, 2*n)
+	}
+	g := &grower{ds: ds, p: p}
+	bestValid, bestRound := math.Inf(1), 0
+	for round := 0; round < p.NEstimators; round++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("gbdt: %w", err)
+		}
+		gradients(obj, outputs, y, margin, gh)
+		rows := trainRows
+		if p.Subsample < 1 {
+			rows = make([]int, 0, len(trainRows))
+			for _, i := range trainRows {
+				if rng.Float64() < p.Subsample {
+					rows = append(rows, i)
+				}
+			}
+		}
+		feats := make([]int, d)
+		for f := range feats {
+			feats[f] = f
+		}
+		if p.ColsampleByTree < 1 {
+			rng.Shuffle(d, func(a, b int) { feats[a], feats[b] = feats[b], feats[a] })
+			feats = feats[:max(1, int(p.ColsampleByTree*float64(d)))]
+			sort.Ints(feats)
+		}
+		for o := range outputs {
+			tree, err := g.grow(rows, feats, gh[o])
+			if err != nil {
+				return nil, err
+			}
+			m.Trees = append(m.Trees, tree)
+			applyTree(ds, tree, margin, outputs, o)
+		}
+		report := progress != nil && ((round+1)%10 == 0 || round+1 == p.NEstimators)
+		var trainLoss, validLoss = math.NaN(), math.NaN()
+		if report {
+			trainLoss = meanLoss(obj, outputs, y, margin, trainRows)
+			// TRAIN-4: a non-finite loss fails the job with a reason.
+			if math.IsNaN(trainLoss) || math.IsInf(trainLoss, 0) {
+				return nil, fmt.Errorf("gbdt after %d trees: %w", round+1, ErrDiverged)
+			}
+		}
+		if p.EarlyStoppingRounds > 0 && len(validRows) > 0 {
+			validLoss = meanLoss(obj, outputs, y, margin, validRows)
+			if validLoss < bestValid {
+				bestValid, bestRound = validLoss, round+1
+			} else if round+1-bestRound >= p.EarlyStoppingRounds {
+				m.Trees = m.Trees[:bestRound*outputs]
+				if progress != nil {
+					if math.IsNaN(trainLoss) {
+						trainLoss = meanLoss(obj, outputs, y, margin, trainRows)
+					}
+					progress(bestRound, trainLoss, bestValid)
+				}
+				break
+			}
+		}
+		if report {
+			progress(round+1, trainLoss, validLoss)
+		}
+	}
+	return m, nil
+}
+
+func (p *Params) validate() error {
+	switch {
+	case p.NEstimators < 1 || p.NEstimators > 100_000:
+		return fmt.Errorf("%w: n_estimators=%d", ErrParams, p.NEstimators)
+	case p.MaxDepth < 0 || p.MaxDepth > 32:
+		return fmt.Errorf("%w: max_depth=%d (0..32)", ErrParams, p.MaxDepth)
+	case p.MaxDepth == 0 && p.MaxLeaves < 2:
+		return fmt.Errorf("%w: max_depth=0 needs max_leaves ≥ 2", ErrParams)
+	case p.LearningRate <= 0 || p.LearningRate > 1:
+		return fmt.Errorf("%w: learning_rate=%g", ErrParams, p.LearningRate)
+	case p.Subsample <= 0 || p.Subsample > 1:
+		return fmt.Errorf("%w: subsample=%g", ErrParams, p.Subsample)
+	case p.ColsampleByTree <= 0 || p.ColsampleByTree > 1:
+		return fmt.Errorf("%w: colsample_bytree=%g", ErrParams, p.ColsampleByTree)
+	case p.RegLambda < 0 || p.Gamma < 0 || p.MinChildWeight < 0:
+		return fmt.Errorf("%w: reg_lambda, gamma and min_child_weight must be ≥ 0", ErrParams)
+	case p.MaxBin < 2 || p.MaxBin > maxRealBins:
+		return fmt.Errorf("%w: max_bin=%d (2..%d)", ErrParams, p.MaxBin, maxRealBins)
+	case p.EarlyStoppingRounds < 0 || (p.EarlyStoppingRounds > 0 && (p.ValidationFraction <= 0 || p.ValidationFraction >= 1)):
+		return fmt.Errorf("%w: early stopping needs 0 < validation_fraction < 1", ErrParams)
+	}
+	return nil
+}
+
+func baseScore(obj Objective, outputs int, y []float64, rows []int) []float64 {
+	base := make([]float64, outputs)
+	switch obj {
+	case RegSquaredError:
+		var s float64
+		for _, i := range rows {
+			s += y[i]
+		}
+		base[0] = s / float64(len(rows))
+	case BinaryLogistic:
+		var pos float64
+		for _, i := range rows {
+			pos += y[i]
+		}
+		p := math.Min(math.Max(pos/float64(len(rows)), 1e-6), 1-1e-6)
+		base[0] = math.Log(p / (1 - p))
+	case MultiSoftprob:
+		cnt := make([]float64, outputs)
+		for _, i := range rows {
+			cnt[int(y[i])]++
+		}
+		for c := range base {
+			base[c] = math.Log(math.Max(cnt[c]/float64(len(rows)), 1e-6))
+		}
+	}
+	return base
+}
+
+func sigmoid(z float64) float64 {
+	if z >= 0 {
+		return 1 / (1 + math.Exp(-z))
+	}
+	e := math.Exp(z)
+	return e / (1 + e)
+}
+
+// gradients fills gh[o][2i], gh[o][2i+1] with the gradient and hessian of
+// the loss at the current margins.
+func gradients(obj Objective, outputs int, y, margin []float64, gh [][]float64) {
+	n := len(y)
+	blocks := parallel.Blocks(n, 8192, 64)
+	parallel.Run(len(blocks), func(b int) {
+		prob := make([]float64, outputs)
+		for i := blocks[b][0]; i < blocks[b][1]; i++ {
+			switch obj {
+			case RegSquaredError:
+				gh[0][2*i] = margin[i] - y[i]
+				gh[0][2*i+1] = 1
+			case BinaryLogistic:
+				p := sigmoid(margin[i])
+				gh[0][2*i] = p - y[i]
+				gh[0][2*i+1] = math.Max(p*(1-p), minHess)
+			case MultiSoftprob:
+				softmax(margin[i*outputs:(i+1)*outputs], prob)
+				c := int(y[i])
+				for o := range outputs {
+					t := 0.0
+					if o == c {
+						t = 1
+					}
+					gh[o][2*i] = prob[o] - t
+					gh[o][2*i+1] = math.Max(2*prob[o]*(1-prob[o]), minHess)
+				}
+			}
+		}
+	})
+}
+
+func softmax(z, out []float64) {
+	mx := z[0]
+	for _, v := range z[1:] {
+		mx = math.Max(mx, v)
+	}
+	var s float64
+	for i, v := range z {
+		out[i] = math.Exp(v - mx)
+		s += out[i]
+	}
+	for i := range out {
+		out[i] /= s
+	}
+}
+
+// ExampleLoss is the loss of one example at the given margins: log-loss for
+// classification, squared error for regression.
+func ExampleLoss(obj Objective, y float64, margin []float64) float64 {
+	switch obj {
+	case RegSquaredError:
+		d := margin[0] - y
+		return d * d
+	case BinaryLogistic:
+		p := sigmoid(margin[0])
+		if y == 1 {
+			return -math.Log(math.Max(p, 1e-15))
+		}
+		return -math.Log(math.Max(1-p, 1e-15))
+	default:
+		prob := make([]float64, len(margin))
+		softmax(margin, prob)
+		return -math.Log(math.Max(prob[int(y)], 1e-15))
+	}
+}
+
+func meanLoss(obj Objective, outputs int, y, margin []float64, rows []int) float64 {
+	var s float64
+	for _, i := range rows {
+		s += ExampleLoss(obj, y[i], margin[i*outputs:(i+1)*outputs])
+	}
+	return s / float64(len(rows))
+}
+
+// applyTree adds the tree's output to every row's margin, walking binned data.
+func applyTree(ds *dataset, tree []Node, margin []float64, outputs, o int) {
+	blocks := parallel.Blocks(ds.n, 8192, 64)
+	// Split bins are recovered from thresholds once per tree.
+	splitBin := make([]uint8, len(tree))
+	for t, nd := range tree {
+		if nd.Feature >= 0 {
+			splitBin[t] = uint8(sort.SearchFloat64s(ds.binners[nd.Feature].upper, nd.Threshold))
+		}
+	}
+	parallel.Run(len(blocks), func(b int) {
+		for i := blocks[b][0]; i < blocks[b][1]; i++ {
+			t := int32(0)
+			for tree[t].Feature >= 0 {
+				nd := &tree[t]
+				bn := ds.bins[nd.Feature][i]
+				if bn == ds.miss[nd.Feature] {
+					if nd.DefaultLeft {
+						t = nd.Left
+					} else {
+						t = nd.Right
+					}
+				} else if bn <= splitBin[t] {
+					t = nd.Left
+				} else {
+					t = nd.Right
+				}
+			}
+			margin[i*outputs+o] += tree[t].Value
+		}
+	})
+}
+
+// Margins writes the raw outputs (before the link function) of row x.
+func (m *Model) Margins(x, out []float64) {
+	copy(out, m.Base)
+	for ti, tree := range m.Trees {
+		t := int32(0)
+		for tree[t].Feature >= 0 {
+			nd := &tree[t]
+			v := x[nd.Feature]
+			switch {
+			case v <= nd.Threshold:
+				t = nd.Left
+			case v > nd.Threshold:
+				t = nd.Right
+			case nd.DefaultLeft: // NaN compares false both ways
+				t = nd.Left
+			default:
+				t = nd.Right
+			}
+		}
+		out[ti%m.Outputs] += tree[t].Value
+	}
+}
+
+// PredictRows writes, for n rows of x, class probabilities (n×K, K=2 for
+// binary) or regression values (n×1) into out. It runs on the calling
+// goroutine; callers parallelise over row blocks.
+func (m *Model) PredictRows(x []float64, n int, out []float64) {
+	w := m.Width()
+	mg := make([]float64, n*m.Outputs)
+	for i := range n {
+		copy(mg[i*m.Outputs:], m.Base)
+	}
+	// Tree-major order keeps one tree in cache across the block.
+	for ti, tree := range m.Trees {
+		o := ti % m.Outputs
+		for i := range n {
+			row := x[i*m.D : (i+1)*m.D]
+			t := int32(0)
+			for tree[t].Feature >= 0 {
+				nd := &tree[t]
+				v := row[nd.Feature]
+				if v <= nd.Threshold {
+					t = nd.Left
+				} else if v > nd.Threshold || !nd.DefaultLeft {
+					t = nd.Right
+				} else {
+					t = nd.Left
+				}
+			}
+			mg[i*m.Outputs+o] += tree[t].Value
+		}
+	}
+	for i := range n {
+		m.link(mg[i*m.Outputs:(i+1)*m.Outputs], out[i*w:(i+1)*w])
+	}
+}
+
+// Width is the number of values PredictRows writes per row.
+func (m *Model) Width() int {
+	switch m.Objective {
+	case BinaryLogistic:
+		return 2
+	case MultiSoftprob:
+		return m.Outputs
+	}
+	return 1
+}
+
+func (m *Model) link(margin, out []float64) {
+	switch m.Objective {
+	case BinaryLogistic:
+		p := sigmoid(margin[0])
+		out[0], out[1] = 1-p, p
+	case MultiSoftprob:
+		softmax(margin, out)
+	default:
+		out[0] = margin[0]
+	}
+}
+
+// Predict writes one row's probabilities or value (Width values) into out.
+func (m *Model) Predict(x, out []float64) {
+	mg := make([]float64, m.Outputs)
+	m.Margins(x, mg)
+	m.link(mg, out)
+}
+
+// SplitCounts counts the splits on each feature, a cheap importance measure.
+func (m *Model) SplitCounts() []int {
+	cnt := make([]int, m.D)
+	for _, tree := range m.Trees {
+		for _, nd := range tree {
+			if nd.Feature >= 0 {
+				cnt[nd.Feature]++
+			}
+		}
+	}
+	return cnt
+}

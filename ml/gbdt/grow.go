@@ -1,0 +1,222 @@
+package gbdt
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/rampart-mlaas/rampart/ml/internal/parallel"
+)
+
+// grower builds one tree from gradient statistics.
+type grower struct {
+	ds  *dataset
+	p   Params
+	idx []int // rows, partitioned so each node owns a contiguous range
+	tmp []int
+}
+
+type frontierNode struct {
+	id         int32 // index in the tree
+	start, end int   // range in grower.idx
+	g, h       float64
+	hist       []float64 // 2 floats (g, h) per histogram slot
+}
+
+type split struct {
+	gain        float64
+	feature     int
+	bin         int
+	defaultLeft bool
+	gl, hl      float64
+}
+
+// grow builds a tree depth-wise. XGBoost's "depthwise" policy: every node of
+// a level is considered before the next level; MaxLeaves, when set, keeps the
+// highest-gain splits of each level.
+func (g *grower) grow(rows, feats []int, gh []float64) ([]Node, error) {
+	g.idx = append(g.idx[:0], rows...)
+	if cap(g.tmp) < len(rows) {
+		g.tmp = make([]int, len(rows))
+	}
+	root := &frontierNode{id: 0, start: 0, end: len(rows)}
+	for _, r := range rows {
+		root.g += gh[2*r]
+		root.h += gh[2*r+1]
+	}
+	g.buildHists([]*frontierNode{root}, feats, gh)
+	tree := []Node{{Feature: -1}}
+	frontier := []*frontierNode{root}
+	leaves := 1
+	for depth := 0; len(frontier) > 0 && (g.p.MaxDepth == 0 || depth < g.p.MaxDepth); depth++ {
+		splits := make([]split, len(frontier))
+		parallel.Run(len(frontier), func(i int) { splits[i] = g.bestSplit(frontier[i], feats) })
+		order := make([]int, 0, len(frontier))
+		for i, s := range splits {
+			if s.gain > 0 {
+				order = append(order, i)
+			}
+		}
+		if g.p.MaxLeaves > 0 {
+			sort.SliceStable(order, func(a, b int) bool { return splits[order[a]].gain > splits[order[b]].gain })
+			if room := g.p.MaxLeaves - leaves; len(order) > room {
+				order = order[:max(0, room)]
+			}
+			sort.Ints(order)
+		}
+		if len(order) == 0 {
+			break
+		}
+		var next, small []*frontierNode
+		var larger, parents []*frontierNode
+		for _, i := range order {
+			nd, s := frontier[i], splits[i]
+			mid := g.partition(nd, s)
+			l := &frontierNode{id: int32(len(tree)), start: nd.start, end: mid, g: s.gl, h: s.hl}
+			r := &frontierNode{id: int32(len(tree) + 1), start: mid, end: nd.end, g: nd.g - s.gl, h: nd.h - s.hl}
+			bn := g.ds.binners[s.feature]
+			tree[nd.id] = Node{Feature: int32(s.feature), Threshold: bn.upper[s.bin], DefaultLeft: s.defaultLeft, Left: l.id, Right: r.id}
+			tree = append(tree, Node{Feature: -1}, Node{Feature: -1})
+			leaves++
+			// Build the histogram of the smaller child and derive the larger
+			// one by subtraction from the parent: half the passes over rows.
+			if l.end-l.start <= r.end-r.start {
+				small, larger = append(small, l), append(larger, r)
+			} else {
+				small, larger = append(small, r), append(larger, l)
+			}
+			parents = append(parents, nd)
+			next = append(next, l, r)
+		}
+		g.buildHists(small, feats, gh)
+		for j, big := range larger {
+			ph, sh := parents[j].hist, small[j].hist
+			big.hist = make([]float64, len(ph))
+			for t := range ph {
+				big.hist[t] = ph[t] - sh[t]
+			}
+			parents[j].hist = nil
+		}
+		// Nodes of this level that did not split become leaves.
+		split := map[int32]bool{}
+		for _, i := range order {
+			split[frontier[i].id] = true
+		}
+		for _, nd := range frontier {
+			if !split[nd.id] {
+				if err := g.setLeaf(tree, nd); err != nil {
+					return nil, err
+				}
+			}
+		}
+		frontier = next
+	}
+	for _, nd := range frontier {
+		if err := g.setLeaf(tree, nd); err != nil {
+			return nil, err
+		}
+	}
+	return tree, nil
+}
+
+func (g *grower) setLeaf(tree []Node, nd *frontierNode) error {
+	v := -nd.g / (nd.h + g.p.RegLambda) * g.p.LearningRate
+	// TRAIN-4: exploding gradients surface as non-finite leaves.
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("gbdt leaf value: %w", ErrDiverged)
+	}
+	tree[nd.id] = Node{Feature: -1, Value: v}
+	nd.hist = nil
+	return nil
+}
+
+// buildHists fills each node's histogram for the given features, one
+// (node, feature) pair per task; each task sums its rows in row order.
+func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
+	for _, nd := range nodes {
+		nd.hist = make([]float64, 2*g.ds.total)
+	}
+	nf := len(feats)
+	parallel.Run(len(nodes)*nf, func(t int) {
+		nd := nodes[t/nf]
+		f := feats[t%nf]
+		col := g.ds.bins[f]
+		h := nd.hist[2*g.ds.offs[f] : 2*(g.ds.offs[f]+int(g.ds.miss[f])+1)]
+		for _, r := range g.idx[nd.start:nd.end] {
+			b := int(col[r])
+			h[2*b] += gh[2*r]
+			h[2*b+1] += gh[2*r+1]
+		}
+	})
+}
+
+func (g *grower) score(G, H float64) float64 { return G * G / (H + g.p.RegLambda) }
+
+// bestSplit scans every feature's bins, trying missing values on each side.
+func (g *grower) bestSplit(nd *frontierNode, feats []int) split {
+	best := split{gain: 0}
+	parent := g.score(nd.g, nd.h)
+	mcw := g.p.MinChildWeight
+	for _, f := range feats {
+		nb := int(g.ds.miss[f])
+		if nb < 2 {
+			continue
+		}
+		h := nd.hist[2*g.ds.offs[f]:]
+		mg, mh := h[2*nb], h[2*nb+1]
+		var gl, hl float64
+		for b := 0; b < nb-1; b++ {
+			gl += h[2*b]
+			hl += h[2*b+1]
+			// Missing values to the right.
+			if hl >= mcw && nd.h-hl >= mcw {
+				gain := g.score(gl, hl) + g.score(nd.g-gl, nd.h-hl) - parent
+				if gain > best.gain {
+					// With no missing values in this node, send unseen missing
+					// values to the heavier side at prediction time.
+					dl := mh == 0 && hl > nd.h-hl
+					best = split{gain: gain, feature: f, bin: b, defaultLeft: dl, gl: gl, hl: hl}
+				}
+			}
+			if mh > 0 {
+				gl2, hl2 := gl+mg, hl+mh
+				if hl2 >= mcw && nd.h-hl2 >= mcw {
+					gain := g.score(gl2, hl2) + g.score(nd.g-gl2, nd.h-hl2) - parent
+					if gain > best.gain {
+						best = split{gain: gain, feature: f, bin: b, defaultLeft: true, gl: gl2, hl: hl2}
+					}
+				}
+			}
+		}
+	}
+	// XGBoost's gain is half the score difference; gamma is compared to it.
+	if best.gain/2 <= g.p.Gamma || best.gain < 1e-12 {
+		return split{}
+	}
+	return best
+}
+
+// partition reorders the node's rows so left-going rows come first, keeping
+// the relative order of each side (which keeps later sums deterministic).
+func (g *grower) partition(nd *frontierNode, s split) int {
+	col := g.ds.bins[s.feature]
+	miss := g.ds.miss[s.feature]
+	b := uint8(s.bin)
+	w, t := nd.start, 0
+	for _, r := range g.idx[nd.start:nd.end] {
+		v := col[r]
+		left := v <= b
+		if v == miss {
+			left = s.defaultLeft
+		}
+		if left {
+			g.idx[w] = r
+			w++
+		} else {
+			g.tmp[t] = r
+			t++
+		}
+	}
+	copy(g.idx[w:nd.end], g.tmp[:t])
+	return w
+}

@@ -1,0 +1,377 @@
+// Package linear fits L2-regularised logistic regression (binary and
+// multinomial, L-BFGS) and ridge regression (Cholesky), on dense row-major
+// matrices produced by the ml package's preprocessing.
+//
+// The logistic objective is scikit-learn's: C·Σ loss_i + ½‖W‖² with an
+// unpenalised intercept, so the same C gives the same model. Gradients are
+// summed over fixed row blocks in block order, so results do not depend on
+// the number of cores (TRAIN-6).
+package linear
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/rampart-mlaas/rampart/ml/internal/parallel"
+	"github.com/rampart-mlaas/rampart/ml/internal/wire"
+)
+
+// ErrDiverged is returned when the loss becomes NaN or infinite (TRAIN-4).
+var ErrDiverged = errors.New("training diverged: loss is not finite")
+
+// Model is a fitted linear model. Rows is 1 for binary logistic and ridge
+// regression and K for multinomial logistic; W is Rows×D row-major.
+type Model struct {
+	Logistic bool
+	Rows, D  int
+	W, B     []float64
+}
+
+// Params are logistic regression's hyper-parameters (scikit-learn names).
+type Params struct {
+	C       float64 // inverse L2 strength; default 1
+	MaxIter int     // max_iter; default 100
+	Tol     float64 // tol on the gradient's max-norm; default 1e-4
+}
+
+// Progress reports one optimiser iteration and the current objective.
+type Progress func(iter int, loss float64)
+
+// Scores writes the decision values of row x (length D) into out (length Rows).
+func (m *Model) Scores(x, out []float64) {
+	for k := range m.Rows {
+		w := m.W[k*m.D : (k+1)*m.D]
+		s := m.B[k]
+		for j, v := range x {
+			s += w[j] * v
+		}
+		out[k] = s
+	}
+}
+
+// Proba writes class probabilities for row x into out (length 2 for binary,
+// K for multinomial).
+func (m *Model) Proba(x, out []float64) {
+	if m.Rows == 1 {
+		var s [1]float64
+		m.Scores(x, s[:])
+		p := Sigmoid(s[0])
+		out[0], out[1] = 1-p, p
+		return
+	}
+	m.Scores(x, out)
+	Softmax(out)
+}
+
+// Sigmoid is the logistic function, computed without overflow.
+func Sigmoid(z float64) float64 {
+	if z >= 0 {
+		return 1 / (1 + math.Exp(-z))
+	}
+	e := math.Exp(z)
+	return e / (1 + e)
+}
+
+// Softmax replaces z by softmax(z) in place.
+func Softmax(z []float64) {
+	mx := z[0]
+	for _, v := range z[1:] {
+		mx = max(mx, v)
+	}
+	var s float64
+	for i, v := range z {
+		z[i] = math.Exp(v - mx)
+		s += z[i]
+	}
+	for i := range z {
+		z[i] /= s
+	}
+}
+
+// logLoss1 is log(1+exp(-z)) for a positive example, stable for any z.
+func softplus(z float64) float64 {
+	if z > 0 {
+		return z + math.Log1p(math.Exp(-z))
+	}
+	return math.Log1p(math.Exp(z))
+}
+
+// ExampleLoss is example i's cross-entropy and its gradient with respect to
+// the parameters [W, B] (flattened as W then B), written into g when g != nil.
+func (m *Model) ExampleLoss(x []float64, y int, g []float64) float64 {
+	if m.Rows == 1 {
+		var s [1]float64
+		m.Scores(x, s[:])
+		z := s[0]
+		var loss, r float64
+		if y == 1 {
+			loss = softplus(-z)
+			r = Sigmoid(z) - 1
+		} else {
+			loss = softplus(z)
+			r = Sigmoid(z)
+		}
+		if g != nil {
+			for j, v := range x {
+				g[j] = r * v
+			}
+			g[m.D] = r
+		}
+		return loss
+	}
+	p := make([]float64, m.Rows)
+	m.Scores(x, p)
+	mx := p[0]
+	for _, v := range p[1:] {
+		mx = max(mx, v)
+	}
+	var s float64
+	for _, v := range p {
+		s += math.Exp(v - mx)
+	}
+	lse := mx + math.Log(s)
+	loss := lse - p[y]
+	if g != nil {
+		for k := range m.Rows {
+			r := math.Exp(p[k] - lse)
+			if k == y {
+				r--
+			}
+			gw := g[k*m.D : (k+1)*m.D]
+			for j, v := range x {
+				gw[j] = r * v
+			}
+			g[m.Rows*m.D+k] = r
+		}
+	}
+	return loss
+}
+
+// params flattens [W, B] into one vector (and back) for the optimisers.
+func (m *Model) params() []float64 { return append(append([]float64{}, m.W...), m.B...) }
+
+func (m *Model) setParams(p []float64) {
+	copy(m.W, p[:len(m.W)])
+	copy(m.B, p[len(m.W):])
+}
+
+// NumParams is len(W)+len(B).
+func (m *Model) NumParams() int { return len(m.W) + len(m.B) }
+
+// NewLogistic returns a zero logistic model for k classes over d features.
+func NewLogistic(d, k int) *Model {
+	rows := k
+	if k == 2 {
+		rows = 1
+	}
+	return &Model{Logistic: true, Rows: rows, D: d, W: make([]float64, rows*d), B: make([]float64, rows)}
+}
+
+// FitLogistic minimises scikit-learn's L2 logistic objective with L-BFGS.
+// x is n×d row-major, y holds classes 0..k-1.
+func FitLogistic(ctx context.Context, x []float64, n, d int, y []int, k int, p Params, progress Progress) (*Model, float64, error) {
+	if p.C <= 0 {
+		p.C = 1
+	}
+	if p.MaxIter <= 0 {
+		p.MaxIter = 100
+	}
+	if p.Tol <= 0 {
+		p.Tol = 1e-4
+	}
+	m := NewLogistic(d, k)
+	blocks := parallel.Blocks(n, 1024, 64)
+	np := m.NumParams()
+	partG := make([][]float64, len(blocks))
+	partL := make([]float64, len(blocks))
+	for b := range partG {
+		partG[b] = make([]float64, np)
+	}
+	// scikit-learn minimises Σloss + ½‖W‖²/C; we minimise that divided by n
+	// so gradient sizes do not grow with the data. Same minimiser.
+	scale := 1 / float64(n)
+	regScale := 1 / (float64(n) * p.C)
+	lossGrad := func(w, grad []float64) float64 {
+		work := &Model{Logistic: true, Rows: m.Rows, D: d, W: w[:len(m.W)], B: w[len(m.W):]}
+		parallel.Run(len(blocks), func(b int) {
+			g := partG[b]
+			clear(g)
+			eg := make([]float64, np)
+			var l float64
+			for i := blocks[b][0]; i < blocks[b][1]; i++ {
+				l += work.ExampleLoss(x[i*d:(i+1)*d], y[i], eg)
+				for t, v := range eg {
+					g[t] += v
+				}
+			}
+			partL[b] = l
+		})
+		var loss float64
+		if grad != nil {
+			clear(grad)
+		}
+		for b := range blocks {
+			loss += partL[b]
+			if grad != nil {
+				for t, v := range partG[b] {
+					grad[t] += v
+				}
+			}
+		}
+		loss *= scale
+		var reg float64
+		for t, v := range w[:len(m.W)] {
+			reg += v * v
+			if grad != nil {
+				grad[t] = grad[t]*scale + v*regScale
+			}
+		}
+		if grad != nil {
+			for t := len(m.W); t < np; t++ {
+				grad[t] *= scale
+			}
+		}
+		return loss + 0.5*reg*regScale
+	}
+	res, err := lbfgs(lossGrad, m.params(), p.MaxIter, p.Tol*scale*0.1, func(iter int, f float64) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("logistic regression: %w", err)
+		}
+		// TRAIN-4: a NaN or infinite objective ends the job with a clear reason.
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("logistic regression at iteration %d: %w", iter, ErrDiverged)
+		}
+		if progress != nil {
+			progress(iter, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	// Hitting max_iter still leaves the best point found; scikit-learn
+	// likewise warns rather than fails.
+	if math.IsNaN(res.F) || math.IsInf(res.F, 0) {
+		return nil, 0, fmt.Errorf("logistic regression: %w", ErrDiverged)
+	}
+	m.setParams(res.X)
+	return m, res.F, nil
+}
+
+// FitRidge solves ridge regression min ‖y - Xw - b‖² + alpha‖w‖² in closed
+// form (scikit-learn's Ridge with an unpenalised intercept).
+func FitRidge(x []float64, n, d int, y []float64, alpha float64) (*Model, error) {
+	if alpha < 0 {
+		return nil, fmt.Errorf("ridge: alpha %g must be ≥ 0", alpha)
+	}
+	xm := make([]float64, d)
+	var ym float64
+	for i := range n {
+		for j := range d {
+			xm[j] += x[i*d+j]
+		}
+		ym += y[i]
+	}
+	for j := range xm {
+		xm[j] /= float64(n)
+	}
+	ym /= float64(n)
+	// Gram matrix of centred data, accumulated over row blocks in order.
+	blocks := parallel.Blocks(n, 2048, 64)
+	parts := make([][]float64, len(blocks))
+	parallel.Run(len(blocks), func(b int) {
+		acc := make([]float64, d*d+d)
+		row := make([]float64, d)
+		for i := blocks[b][0]; i < blocks[b][1]; i++ {
+			for j := range d {
+				row[j] = x[i*d+j] - xm[j]
+			}
+			yc := y[i] - ym
+			for a := range d {
+				ra := row[a]
+				if ra == 0 {
+					continue
+				}
+				for c := a; c < d; c++ {
+					acc[a*d+c] += ra * row[c]
+				}
+				acc[d*d+a] += ra * yc
+			}
+		}
+		parts[b] = acc
+	})
+	g := mat.NewSymDense(d, nil)
+	rhs := mat.NewVecDense(d, nil)
+	for a := range d {
+		for c := a; c < d; c++ {
+			var s float64
+			for _, p := range parts {
+				s += p[a*d+c]
+			}
+			if a == c {
+				s += alpha
+			}
+			g.SetSym(a, c, s)
+		}
+		var s float64
+		for _, p := range parts {
+			s += p[d*d+a]
+		}
+		rhs.SetVec(a, s)
+	}
+	var w mat.VecDense
+	var ch mat.Cholesky
+	if ch.Factorize(g) {
+		if err := ch.SolveVecTo(&w, rhs); err != nil {
+			return nil, fmt.Errorf("ridge: %w", err)
+		}
+	} else {
+		// Singular without regularisation (alpha = 0 and collinear or
+		// constant columns): fall back to a least-squares solve.
+		if err := w.SolveVec(g, rhs); err != nil {
+			return nil, fmt.Errorf("ridge: singular system (set alpha > 0): %w", err)
+		}
+	}
+	m := &Model{Rows: 1, D: d, W: make([]float64, d), B: make([]float64, 1)}
+	b := ym
+	for j := range d {
+		m.W[j] = w.AtVec(j)
+		b -= m.W[j] * xm[j]
+	}
+	m.B[0] = b
+	for _, v := range m.W {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("ridge: %w", ErrDiverged)
+		}
+	}
+	return m, nil
+}
+
+// Encode writes the model canonically.
+func (m *Model) Encode(w *wire.Writer) {
+	w.Bool(m.Logistic)
+	w.Int(m.Rows)
+	w.Int(m.D)
+	w.F64s(m.W)
+	w.F64s(m.B)
+}
+
+// Decode reads a model written by Encode, checking shapes against the
+// expected feature width d and output rows.
+func Decode(r *wire.Reader, d, rows int) *Model {
+	m := &Model{Logistic: r.Bool(), Rows: r.Int(1 << 16), D: r.Int(1 << 24)}
+	m.W = r.FiniteF64s()
+	m.B = r.FiniteF64s()
+	if r.Err() != nil {
+		return nil
+	}
+	if m.D != d || m.Rows != rows || len(m.W) != m.Rows*m.D || len(m.B) != m.Rows {
+		r.Fail("linear model shape %d×%d does not match %d×%d", m.Rows, m.D, rows, d)
+		return nil
+	}
+	return m
+}

@@ -1,0 +1,342 @@
+package ml
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/rampart-mlaas/rampart/ml/internal/parallel"
+	"github.com/rampart-mlaas/rampart/ml/internal/wire"
+)
+
+// ErrSchema is wrapped when a frame does not match a model's feature schema.
+var ErrSchema = errors.New("input does not match the feature schema")
+
+// ErrData is wrapped when training data cannot produce a sound model.
+var ErrData = errors.New("unusable training data")
+
+// maxCategories bounds one-hot width; beyond it a column is an identifier,
+// not a category, and one-hot encoding would only memorise rows.
+const maxCategories = 10_000
+
+// FeatureInfo is one input feature as seen in training: its kind and the
+// statistics that later drive input validation and OOD scoring (INF-4, INF-5).
+type FeatureInfo struct {
+	Name    string
+	Kind    Kind
+	Count   int // non-missing training values
+	Missing int // missing training values
+	// Numeric features: statistics of the non-missing values. Std is the
+	// population standard deviation; Quantiles are the 0, 10, …, 100 % points.
+	Min, Max, Mean, Std float64
+	Quantiles           []float64
+	// Categorical features: the sorted distinct values and their counts.
+	Categories     []string
+	CategoryCounts []int
+
+	catIndex map[string]int
+}
+
+// Width is the number of encoded columns the feature expands to: one for a
+// numeric feature; for a categorical one, one per category plus a "missing"
+// and an "unknown category" bucket.
+func (fi *FeatureInfo) Width() int {
+	if fi.Kind == Numeric {
+		return 1
+	}
+	return len(fi.Categories) + 2
+}
+
+// Preprocessor turns raw frame columns into the dense matrix a learner sees.
+// It is fitted on training data and stored in the model, so a model scores
+// raw rows.
+type Preprocessor struct {
+	Features []FeatureInfo
+	// Impute replaces a missing numeric value by the training mean; without
+	// it the value stays NaN (trees route missing values natively).
+	Impute bool
+	// Standardize scales numeric features to zero mean and unit variance.
+	Standardize bool
+
+	width   int
+	offsets []int
+}
+
+// FitPreprocessor computes per-feature statistics over the given columns.
+// All-missing and non-finite columns are errors naming the column; constant
+// columns are kept (they carry no signal but are legitimate data) and reported
+// through the returned warnings.
+func FitPreprocessor(f *Frame, features []string, impute, standardize bool) (*Preprocessor, []string, error) {
+	p := &Preprocessor{Impute: impute, Standardize: standardize}
+	var warnings []string
+	for _, name := range features {
+		c, ok := f.Column(name)
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: feature column %q not in frame", ErrData, name)
+		}
+		fi := FeatureInfo{Name: name, Kind: c.Kind}
+		switch c.Kind {
+		case Numeric:
+			vals := make([]float64, 0, len(c.Num))
+			for i, x := range c.Num {
+				if math.IsInf(x, 0) {
+					return nil, nil, fmt.Errorf("%w: column %q row %d is infinite", ErrData, name, i+1)
+				}
+				if !math.IsNaN(x) {
+					vals = append(vals, x)
+				}
+			}
+			fi.Count, fi.Missing = len(vals), len(c.Num)-len(vals)
+			if fi.Count == 0 {
+				return nil, nil, fmt.Errorf("%w: column %q has no non-missing values", ErrData, name)
+			}
+			var sum float64
+			for _, x := range vals {
+				sum += x
+			}
+			fi.Mean = sum / float64(len(vals))
+			var ss float64
+			for _, x := range vals {
+				ss += (x - fi.Mean) * (x - fi.Mean)
+			}
+			fi.Std = math.Sqrt(ss / float64(len(vals)))
+			sort.Float64s(vals)
+			fi.Min, fi.Max = vals[0], vals[len(vals)-1]
+			fi.Quantiles = make([]float64, 11)
+			for q := range fi.Quantiles {
+				fi.Quantiles[q] = vals[q*(len(vals)-1)/10]
+			}
+			if fi.Min == fi.Max {
+				warnings = append(warnings, fmt.Sprintf("column %q is constant", name))
+			}
+		case Categorical:
+			counts := map[string]int{}
+			for _, s := range c.Cat {
+				if s == "" {
+					fi.Missing++
+					continue
+				}
+				counts[s]++
+			}
+			fi.Count = len(c.Cat) - fi.Missing
+			if fi.Count == 0 {
+				return nil, nil, fmt.Errorf("%w: column %q has no non-missing values", ErrData, name)
+			}
+			if len(counts) > maxCategories {
+				return nil, nil, fmt.Errorf("%w: column %q has %d distinct values (limit %d)", ErrData, name, len(counts), maxCategories)
+			}
+			for s := range counts {
+				fi.Categories = append(fi.Categories, s)
+			}
+			sort.Strings(fi.Categories)
+			for _, s := range fi.Categories {
+				fi.CategoryCounts = append(fi.CategoryCounts, counts[s])
+			}
+			if len(counts) == 1 {
+				warnings = append(warnings, fmt.Sprintf("column %q is constant", name))
+			}
+		}
+		p.Features = append(p.Features, fi)
+	}
+	if len(p.Features) == 0 {
+		return nil, nil, fmt.Errorf("%w: no feature columns", ErrData)
+	}
+	p.init()
+	return p, warnings, nil
+}
+
+func (p *Preprocessor) init() {
+	p.offsets = make([]int, len(p.Features))
+	p.width = 0
+	for i := range p.Features {
+		fi := &p.Features[i]
+		p.offsets[i] = p.width
+		p.width += fi.Width()
+		if fi.Kind == Categorical {
+			fi.catIndex = make(map[string]int, len(fi.Categories))
+			for j, s := range fi.Categories {
+				fi.catIndex[s] = j
+			}
+		}
+	}
+}
+
+// Width is the number of encoded columns.
+func (p *Preprocessor) Width() int { return p.width }
+
+// EncodedNames names the encoded columns ("age", "home=rent", "home=<missing>", "home=<unknown>").
+func (p *Preprocessor) EncodedNames() []string {
+	out := make([]string, 0, p.width)
+	for _, fi := range p.Features {
+		if fi.Kind == Numeric {
+			out = append(out, fi.Name)
+			continue
+		}
+		for _, s := range fi.Categories {
+			out = append(out, fi.Name+"="+s)
+		}
+		out = append(out, fi.Name+"=<missing>", fi.Name+"=<unknown>")
+	}
+	return out
+}
+
+// resolve maps the schema's features to the frame's columns, checking kinds
+// and values: a mismatch is an error naming the column (INF-4).
+func (p *Preprocessor) resolve(f *Frame) ([]*Column, error) {
+	cols := make([]*Column, len(p.Features))
+	for i, fi := range p.Features {
+		c, ok := f.Column(fi.Name)
+		if !ok {
+			return nil, fmt.Errorf("%w: missing column %q", ErrSchema, fi.Name)
+		}
+		if c.Kind != fi.Kind {
+			return nil, fmt.Errorf("%w: column %q is %s, the model expects %s", ErrSchema, fi.Name, c.Kind, fi.Kind)
+		}
+		if c.Kind == Numeric {
+			for r, x := range c.Num {
+				if math.IsInf(x, 0) {
+					return nil, fmt.Errorf("%w: column %q row %d is infinite", ErrSchema, fi.Name, r+1)
+				}
+			}
+		}
+		cols[i] = c
+	}
+	return cols, nil
+}
+
+// Transform encodes every row of f into a row-major matrix of Width columns.
+func (p *Preprocessor) Transform(f *Frame) ([]float64, error) {
+	cols, err := p.resolve(f)
+	if err != nil {
+		return nil, err
+	}
+	n := f.NumRows()
+	out := make([]float64, n*p.width)
+	blocks := parallel.Blocks(n, 4096, 64)
+	parallel.Run(len(blocks), func(b int) {
+		p.transformRows(cols, blocks[b][0], blocks[b][1], out[blocks[b][0]*p.width:blocks[b][1]*p.width])
+	})
+	return out, nil
+}
+
+// transformRows encodes rows [lo, hi) into dst, which must have room for them.
+func (p *Preprocessor) transformRows(cols []*Column, lo, hi int, dst []float64) {
+	w := p.width
+	clear(dst[:(hi-lo)*w])
+	for j := range p.Features {
+		fi := &p.Features[j]
+		off := p.offsets[j]
+		c := cols[j]
+		if fi.Kind == Numeric {
+			mean, scale := 0.0, 1.0
+			if p.Standardize {
+				mean = fi.Mean
+				if fi.Std > 0 {
+					scale = 1 / fi.Std
+				}
+			}
+			for r := lo; r < hi; r++ {
+				x := c.Num[r]
+				if math.IsNaN(x) {
+					if p.Impute {
+						x = fi.Mean
+					} else {
+						dst[(r-lo)*w+off] = math.NaN()
+						continue
+					}
+				}
+				dst[(r-lo)*w+off] = (x - mean) * scale
+			}
+			continue
+		}
+		nc := len(fi.Categories)
+		for r := lo; r < hi; r++ {
+			s := c.Cat[r]
+			k := nc + 1 // unknown bucket
+			if s == "" {
+				k = nc
+			} else if idx, ok := fi.catIndex[s]; ok {
+				k = idx
+			}
+			dst[(r-lo)*w+off+k] = 1
+		}
+	}
+}
+
+func (p *Preprocessor) encode(w *wire.Writer) {
+	w.Bool(p.Impute)
+	w.Bool(p.Standardize)
+	w.U32(uint32(len(p.Features)))
+	for _, fi := range p.Features {
+		w.String(fi.Name)
+		w.U8(uint8(fi.Kind))
+		w.Int(fi.Count)
+		w.Int(fi.Missing)
+		if fi.Kind == Numeric {
+			w.F64(fi.Min)
+			w.F64(fi.Max)
+			w.F64(fi.Mean)
+			w.F64(fi.Std)
+			w.F64s(fi.Quantiles)
+		} else {
+			w.Strings(fi.Categories)
+			w.Ints(fi.CategoryCounts)
+		}
+	}
+}
+
+func decodePreprocessor(r *wire.Reader) *Preprocessor {
+	p := &Preprocessor{Impute: r.Bool(), Standardize: r.Bool()}
+	n := int(r.U32())
+	if n > r.Remaining()/16 {
+		r.Fail("feature count %d", n)
+		return nil
+	}
+	seen := map[string]bool{}
+	width := 0
+	for range n {
+		fi := FeatureInfo{Name: r.String(1 << 12), Kind: Kind(r.U8())}
+		fi.Count = r.Int(math.MaxInt32)
+		fi.Missing = r.Int(math.MaxInt32)
+		if r.Err() != nil {
+			return nil
+		}
+		if fi.Name == "" || seen[fi.Name] {
+			r.Fail("empty or duplicate feature name %q", fi.Name)
+			return nil
+		}
+		seen[fi.Name] = true
+		switch fi.Kind {
+		case Numeric:
+			fi.Min, fi.Max, fi.Mean, fi.Std = r.Finite(), r.Finite(), r.Finite(), r.Finite()
+			fi.Quantiles = r.FiniteF64s()
+		case Categorical:
+			fi.Categories = r.Strings(1 << 12)
+			fi.CategoryCounts = r.Ints(0, math.MaxInt32)
+			if r.Err() == nil && (len(fi.Categories) != len(fi.CategoryCounts) || len(fi.Categories) > maxCategories ||
+				!slices.IsSorted(fi.Categories) || slices.Contains(fi.Categories, "")) {
+				r.Fail("feature %q: bad category list", fi.Name)
+			}
+			for i := 1; r.Err() == nil && i < len(fi.Categories); i++ {
+				if fi.Categories[i] == fi.Categories[i-1] {
+					r.Fail("feature %q: duplicate category", fi.Name)
+				}
+			}
+		default:
+			r.Fail("feature %q: unknown kind %d", fi.Name, fi.Kind)
+		}
+		if r.Err() != nil {
+			return nil
+		}
+		width += fi.Width()
+		p.Features = append(p.Features, fi)
+	}
+	if n == 0 {
+		r.Fail("no features")
+		return nil
+	}
+	p.init()
+	return p
+}
