@@ -1,0 +1,163 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/authn"
+)
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	authFail *prometheus.CounterVec
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rampart_http_requests_total",
+			Help: "HTTP requests by route pattern and status code."}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rampart_http_request_duration_seconds",
+			Help: "HTTP request latency by route pattern.", Buckets: prometheus.ExponentialBuckets(50e-6, 2, 18)}, []string{"route"}),
+		authFail: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rampart_authn_failures_total",
+			Help: "Refused credentials by reason."}, []string{"reason"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.authFail)
+	return m
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(c int) {
+	if s.status == 0 {
+		s.status = c
+	}
+	s.ResponseWriter.WriteHeader(c)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush keeps Server-Sent Events working through the wrapper.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// middleware is the outer chain: request ID, security headers, recovery,
+// body limit, authentication, metrics.
+func (a *API) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rid := rampart.NewID(rampart.PrefixRequest)
+		ctx := rampart.WithRequestID(r.Context(), rid)
+		h := w.Header()
+		h.Set("X-Request-Id", rid)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.deps.Log.ErrorContext(ctx, "panic", "request_id", rid, "panic", v)
+				if sw.status == 0 {
+					writeProblem(sw, newProblem(rampart.CodeInternal, "an internal error occurred; quote the request ID to the operator", "", rid))
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			a.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+			a.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}()
+		// Every body is bounded; routes that stream uploads raise it themselves.
+		if r.ContentLength > MaxJSONBody && !streamingRoute(r) {
+			writeProblem(sw, newProblem(rampart.CodeTooLarge, "request body exceeds "+strconv.Itoa(MaxJSONBody)+" bytes", "", rid))
+			return
+		}
+		if !streamingRoute(r) {
+			r.Body = http.MaxBytesReader(sw, r.Body, MaxJSONBody)
+		}
+		if public(r.URL.Path) {
+			next.ServeHTTP(sw, r.WithContext(ctx))
+			return
+		}
+		tok, ok := bearer(r)
+		var p rampart.Principal
+		var k rampart.APIKey
+		var err error
+		if !ok {
+			err = &authn.Failure{Reason: "missing"}
+		} else {
+			p, k, err = a.deps.Authn.Authenticate(ctx, tok)
+		}
+		if err != nil {
+			a.refuse(sw, r.WithContext(ctx), err)
+			return
+		}
+		ctx = rampart.WithCaller(ctx, rampart.Caller{Principal: p, KeyID: k.ID, RequestID: rid})
+		next.ServeHTTP(sw, r.WithContext(ctx))
+	})
+}
+
+// streamingRoute reports routes allowed to stream large bodies; none yet.
+func streamingRoute(r *http.Request) bool { return false }
+
+// bearer extracts the credential, bounding it before any parsing.
+func bearer(r *http.Request) (string, bool) {
+	v := r.Header.Get("Authorization")
+	if len(v) < 7 || len(v) > 7+authn.MaxTokenLen+16 || !strings.EqualFold(v[:7], "bearer ") {
+		return "", false
+	}
+	return strings.TrimSpace(v[7:]), true
+}
+
+// refuse answers 401 and records the failure (AUDIT-3) without the
+// credential itself.
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	rid := rampart.RequestID(ctx)
+	var f *authn.Failure
+	if !errors.As(err, &f) {
+		writeProblem(w, problemFor(ctx, a.deps.Log, err))
+		return
+	}
+	a.metrics.authFail.WithLabelValues(f.Reason).Inc()
+	ev := rampart.AuditEvent{Time: a.deps.Now().UTC(), Action: "authn.failure", Resource: "key/" + f.KeyID,
+		Allow: false, Reason: f.Reason, Outcome: string(rampart.CodeUnauthenticated), RequestID: rid,
+		Details: map[string]string{"method": r.Method, "path": truncate(r.URL.Path, 200)}}
+	if err := a.deps.Audit.Record(ctx, ev); err != nil {
+		writeProblem(w, problemFor(ctx, a.deps.Log, &rampart.Error{Code: rampart.CodeUnavailable, Message: "audit log unavailable", Err: err}))
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+	writeProblem(w, newProblem(rampart.CodeUnauthenticated, "missing or invalid credential", "", rid))
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
