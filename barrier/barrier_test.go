@@ -411,3 +411,27 @@ func TestLargeObjectFlatMemory(t *testing.T) {
 		t.Fatalf("heap grew by %d MiB for a 64 MiB object", growth>>20)
 	}
 }
+
+// FuzzRefValidate: any accepted Ref maps to a confined blob key and keyset
+// name (no traversal, no separator inside a field).
+func FuzzRefValidate(f *testing.F) {
+	f.Add("tn_a", "dataset", "ds_1", 1)
+	f.Add("..", "k", "i", 0)
+	f.Add("t", "a/b", "c", 3)
+	f.Add("t", "k", "i\x00", -1)
+	f.Fuzz(func(t *testing.T, tenant, kind, id string, version int) {
+		r := barrier.Ref{Tenant: tenant, Kind: kind, ID: id, Version: version}
+		if r.Validate() != nil {
+			return
+		}
+		key := r.BlobKey()
+		if strings.Count(key, "/") != 4 || strings.Contains(key, "//") || strings.ContainsAny(key, "\\\x00") {
+			t.Fatalf("accepted ref %q maps to unsafe key %q", r, key)
+		}
+		for _, seg := range strings.Split(key, "/") {
+			if seg == "" || seg[0] == '.' {
+				t.Fatalf("accepted ref %q maps to key %q with bad segment", r, key)
+			}
+		}
+	})
+}

@@ -218,7 +218,13 @@ func writeNewFile(path string, b []byte) error {
 	}
 	// Link, unlike rename, refuses to replace an existing key.
 	if err := os.Link(tmp.Name(), path); err != nil {
-		return fmt.Errorf("keyring: install root key file: %w", err)
+		if errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		// File systems without hard links: exclusive create instead.
+		if err := writeExclusive(path, b); err != nil {
+			return err
+		}
 	}
 	if d, err := os.Open(dir); err == nil {
 		err = d.Sync()
@@ -226,6 +232,28 @@ func writeNewFile(path string, b []byte) error {
 		if err != nil {
 			return fmt.Errorf("keyring: fsync %s: %w", dir, err)
 		}
+	}
+	return nil
+}
+
+func writeExclusive(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		return fmt.Errorf("keyring: create root key file: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("keyring: write root key file: %w", err)
 	}
 	return nil
 }
