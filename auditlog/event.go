@@ -1,0 +1,265 @@
+package auditlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rampart-mlaas/rampart"
+)
+
+// Decision is the authorization decision recorded with an event.
+type Decision string
+
+// The decisions.
+const (
+	Allow Decision = "allow"
+	Deny  Decision = "deny"
+)
+
+// Limits on event fields. They keep leaves small (the log is append-only and
+// every byte is kept forever) and bound the work of every parser.
+const (
+	MaxFieldLen     = 512      // any single string field
+	MaxDetails      = 32       // entries in Details + Sensitive
+	MaxDetailKeyLen = 64       // a detail key
+	MaxEventSize    = 16 << 10 // the encoded (canonical) event
+	timeLayout      = "2006-01-02T15:04:05.000000000Z"
+	hmacPrefix      = "hmac:"   // marks a detail value that is a MAC, not the value
+	digestPrefix    = "sha256:" // the only accepted content digest form
+	eventVersion    = 1
+)
+
+// Event is one security-relevant action (AUDIT-3): who (tenant, principal,
+// role) did what (action) to what (resource), the authorization decision and
+// its reason, the outcome, the request it belongs to, a digest of the content
+// involved, and a few small details.
+//
+// Index and Time are assigned by the Log when the event is sequenced (Time is
+// kept if the caller set it). Sensitive values never enter the log: Append
+// replaces each with "hmac:" + base64url(HMAC(tenant key, value)) in Details,
+// so the same value can be correlated within a tenant but not read (AUDIT-3).
+type Event struct {
+	Index     uint64
+	Time      time.Time
+	Tenant    string
+	Principal string
+	Role      rampart.Role
+	Action    string
+	Resource  string
+	Decision  Decision
+	Reason    string
+	Outcome   string
+	RequestID string
+	// Digest is "sha256:" + 64 lower-case hex digits of the content the
+	// action concerned (an upload, a model, a prediction), or empty.
+	Digest string
+	// Details are small, non-sensitive key/value pairs, recorded verbatim.
+	Details map[string]string
+	// Sensitive values are HMAC'd with the tenant's key before they are
+	// recorded under the same key in Details; the raw values are dropped.
+	Sensitive map[string][]byte
+}
+
+// wireEvent is the canonical encoding of an Event. Field order here is the
+// key order on the wire; encoding/json writes struct fields in declaration
+// order, map keys sorted, and no insignificant whitespace, so json.Marshal of
+// a wireEvent is deterministic. Every field is always present.
+type wireEvent struct {
+	V         int               `json:"v"`
+	Index     uint64            `json:"index"`
+	Time      string            `json:"time"`
+	Tenant    string            `json:"tenant"`
+	Principal string            `json:"principal"`
+	Role      string            `json:"role"`
+	Action    string            `json:"action"`
+	Resource  string            `json:"resource"`
+	Decision  string            `json:"decision"`
+	Reason    string            `json:"reason"`
+	Outcome   string            `json:"outcome"`
+	RequestID string            `json:"request_id"`
+	Digest    string            `json:"digest"`
+	Details   map[string]string `json:"details"`
+}
+
+// HMACFunc computes a MAC of value under the tenant's audit MAC key. The
+// keyring supplies it; an empty tenant means the platform (system) key.
+type HMACFunc func(ctx context.Context, tenant string, value []byte) ([]byte, error)
+
+// ContentDigest returns the Digest form ("sha256:<hex>") of a SHA-256 sum.
+func ContentDigest(sum [32]byte) string { return digestPrefix + hex.EncodeToString(sum[:]) }
+
+// validate checks the caller-supplied fields of ev (not Index/Time).
+func (ev *Event) validate() error {
+	if ev.Action == "" {
+		return rampart.Invalid("action", "audit event needs an action")
+	}
+	if ev.Decision != Allow && ev.Decision != Deny {
+		return rampart.Invalid("decision", "audit decision must be %q or %q", Allow, Deny)
+	}
+	if ev.Role != "" && !ev.Role.Valid() {
+		return rampart.Invalid("role", "unknown role %q", ev.Role)
+	}
+	for _, f := range []struct{ name, v string }{
+		{"tenant", ev.Tenant}, {"principal", ev.Principal}, {"action", ev.Action},
+		{"resource", ev.Resource}, {"reason", ev.Reason}, {"outcome", ev.Outcome},
+		{"request_id", ev.RequestID},
+	} {
+		if err := checkString(f.name, f.v, MaxFieldLen); err != nil {
+			return err
+		}
+	}
+	if ev.Digest != "" {
+		h, ok := strings.CutPrefix(ev.Digest, digestPrefix)
+		if !ok || len(h) != 64 || strings.ToLower(h) != h {
+			return rampart.Invalid("digest", "digest must be sha256:<64 lower-case hex digits>")
+		}
+		if _, err := hex.DecodeString(h); err != nil {
+			return rampart.Invalid("digest", "digest must be sha256:<64 lower-case hex digits>")
+		}
+	}
+	if len(ev.Details)+len(ev.Sensitive) > MaxDetails {
+		return rampart.Invalid("details", "at most %d details", MaxDetails)
+	}
+	for k, v := range ev.Details {
+		if err := checkString("details key", k, MaxDetailKeyLen); err != nil {
+			return err
+		}
+		if k == "" {
+			return rampart.Invalid("details", "empty detail key")
+		}
+		if err := checkString("details["+k+"]", v, MaxFieldLen); err != nil {
+			return err
+		}
+		if strings.HasPrefix(v, hmacPrefix) {
+			return rampart.Invalid("details", "detail %q: values starting with %q are reserved for MACs", k, hmacPrefix)
+		}
+	}
+	for k := range ev.Sensitive {
+		if err := checkString("details key", k, MaxDetailKeyLen); err != nil {
+			return err
+		}
+		if k == "" {
+			return rampart.Invalid("details", "empty detail key")
+		}
+		if _, dup := ev.Details[k]; dup {
+			return rampart.Invalid("details", "detail %q is both sensitive and plain", k)
+		}
+	}
+	return nil
+}
+
+func checkString(field, v string, max int) error {
+	if len(v) > max {
+		return rampart.Invalid(field, "%s longer than %d bytes", field, max)
+	}
+	if !utf8.ValidString(v) {
+		return rampart.Invalid(field, "%s is not valid UTF-8", field)
+	}
+	return nil
+}
+
+// sealDetails returns the details map to record: the plain details plus the
+// MACs of the sensitive values (AUDIT-3: no secrets or raw personal data).
+func (ev *Event) sealDetails(ctx context.Context, mac HMACFunc) (map[string]string, error) {
+	out := make(map[string]string, len(ev.Details)+len(ev.Sensitive))
+	for k, v := range ev.Details {
+		out[k] = v
+	}
+	if len(ev.Sensitive) == 0 {
+		return out, nil
+	}
+	if mac == nil {
+		return nil, rampart.Invalid("details", "sensitive audit details need an HMAC key, and none is configured")
+	}
+	for k, v := range ev.Sensitive {
+		sum, err := mac(ctx, ev.Tenant, v)
+		if err != nil {
+			return nil, fmt.Errorf("audit: MAC of detail %q: %w", k, err)
+		}
+		out[k] = hmacPrefix + base64.RawURLEncoding.EncodeToString(sum)
+	}
+	return out, nil
+}
+
+// MarshalCanonical returns the canonical encoding of ev: the bytes that are
+// hashed into the Merkle tree. ev.Sensitive must be empty (sealed events have
+// their MACs in Details); the time is rendered in UTC with nanoseconds.
+func (ev *Event) MarshalCanonical() ([]byte, error) {
+	if len(ev.Sensitive) > 0 {
+		return nil, rampart.Invalid("details", "sensitive details must be sealed before encoding")
+	}
+	w := wireEvent{
+		V: eventVersion, Index: ev.Index, Time: ev.Time.UTC().Format(timeLayout),
+		Tenant: ev.Tenant, Principal: ev.Principal, Role: string(ev.Role), Action: ev.Action,
+		Resource: ev.Resource, Decision: string(ev.Decision), Reason: ev.Reason, Outcome: ev.Outcome,
+		RequestID: ev.RequestID, Digest: ev.Digest, Details: ev.Details,
+	}
+	if w.Details == nil {
+		w.Details = map[string]string{}
+	}
+	b, err := json.Marshal(&w)
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode event: %w", err)
+	}
+	if len(b) > MaxEventSize {
+		return nil, rampart.Errorf(rampart.CodeTooLarge, "audit event is %d bytes, more than %d", len(b), MaxEventSize)
+	}
+	return b, nil
+}
+
+// ParseEvent decodes a canonical event and rejects anything that is not the
+// exact canonical encoding of what it decodes to (unknown or duplicate keys,
+// other key orders, whitespace, other escapes), so one event has exactly one
+// byte form and one leaf hash (AUDIT-1, AUDIT-4).
+func ParseEvent(b []byte) (Event, error) {
+	if len(b) > MaxEventSize {
+		return Event{}, fmt.Errorf("%w: event larger than %d bytes", errFormat, MaxEventSize)
+	}
+	var w wireEvent
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return Event{}, fmt.Errorf("%w: event: %v", errFormat, err)
+	}
+	if w.V != eventVersion {
+		return Event{}, fmt.Errorf("%w: event version %d, want %d", errFormat, w.V, eventVersion)
+	}
+	t, err := time.Parse(timeLayout, w.Time)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: event time: %v", errFormat, err)
+	}
+	ev := Event{
+		Index: w.Index, Time: t, Tenant: w.Tenant, Principal: w.Principal, Role: rampart.Role(w.Role),
+		Action: w.Action, Resource: w.Resource, Decision: Decision(w.Decision), Reason: w.Reason,
+		Outcome: w.Outcome, RequestID: w.RequestID, Digest: w.Digest, Details: w.Details,
+	}
+	if w.Details == nil {
+		return Event{}, fmt.Errorf("%w: event details must be an object", errFormat)
+	}
+	again, err := ev.MarshalCanonical()
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: %v", errFormat, err)
+	}
+	if !bytes.Equal(again, b) {
+		return Event{}, fmt.Errorf("%w: event is not in canonical form", errFormat)
+	}
+	return ev, nil
+}
+
+// DetailKeys returns the detail keys in sorted order (for display).
+func (ev *Event) DetailKeys() []string {
+	keys := make([]string, 0, len(ev.Details))
+	for k := range ev.Details {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

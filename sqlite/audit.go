@@ -1,0 +1,296 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/auditlog"
+)
+
+// AuditStore implements auditlog.Store on the audit_leaves and
+// audit_checkpoints tables (migration 00002_audit.sql).
+type AuditStore struct {
+	db *sql.DB
+
+	mu    sync.Mutex
+	stmts map[int]*sql.Stmt // multi-row inserts by row count
+}
+
+var _ auditlog.Store = (*AuditStore)(nil)
+
+// Audit returns the audit log store sharing this database.
+func (d *DB) Audit() *AuditStore { return &AuditStore{db: d.db, stmts: map[int]*sql.Stmt{}} }
+
+// rowsPerInsert keeps a multi-row INSERT under SQLite's bound-parameter limit.
+const rowsPerInsert = 256
+
+const leafCols = 8
+
+// AppendLeaves implements auditlog.Store: one transaction per batch.
+func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) error {
+	if len(leaves) == 0 {
+		return nil
+	}
+	for i := range leaves {
+		if leaves[i].Index != leaves[0].Index+uint64(i) {
+			return rampart.Errorf(rampart.CodeConflict, "audit leaves are not consecutive")
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err, "audit leaves")
+	}
+	defer tx.Rollback()
+	var next int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_leaves`).Scan(&next); err != nil {
+		return mapErr(err, "audit leaves")
+	}
+	if uint64(next) != leaves[0].Index {
+		return rampart.Errorf(rampart.CodeConflict, "audit log has %d leaves, append starts at %d", next, leaves[0].Index)
+	}
+	args := make([]any, 0, rowsPerInsert*leafCols)
+	for len(leaves) > 0 {
+		n := min(len(leaves), rowsPerInsert)
+		stmt, err := s.insertStmt(ctx, n)
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for _, l := range leaves[:n] {
+			args = append(args, int64(l.Index), l.Data, l.Hashes, l.Time.UnixNano(), l.Tenant, l.Principal, l.Action, l.Resource)
+		}
+		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
+			return mapErr(err, "audit leaves")
+		}
+		leaves = leaves[n:]
+	}
+	return mapErr(tx.Commit(), "audit leaves")
+}
+
+func (s *AuditStore) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stmts[rows]; ok {
+		return st, nil
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO audit_leaves(idx, data, hashes, time_ns, tenant, principal, action, resource) VALUES `)
+	for i := 0; i < rows; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?)")
+	}
+	st, err := s.db.PrepareContext(ctx, b.String())
+	if err != nil {
+		return nil, mapErr(err, "audit leaves")
+	}
+	if rows == rowsPerInsert || len(s.stmts) < 64 { // keep the cache bounded
+		s.stmts[rows] = st
+	}
+	return st, nil
+}
+
+// LeafCount implements auditlog.Store.
+func (s *AuditStore) LeafCount(ctx context.Context) (uint64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_leaves`).Scan(&n)
+	return uint64(n), mapErr(err, "audit leaves")
+}
+
+// LeafHashes implements auditlog.Store.
+func (s *AuditStore) LeafHashes(ctx context.Context, indexes []uint64) (map[uint64][]byte, error) {
+	out := make(map[uint64][]byte, len(indexes))
+	for len(indexes) > 0 {
+		n := min(len(indexes), 500)
+		q := `SELECT idx, hashes FROM audit_leaves WHERE idx IN (?` + strings.Repeat(",?", n-1) + `)`
+		args := make([]any, n)
+		for i, x := range indexes[:n] {
+			args[i] = int64(x)
+		}
+		rows, err := s.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, mapErr(err, "audit nodes")
+		}
+		for rows.Next() {
+			var idx int64
+			var h []byte
+			if err := rows.Scan(&idx, &h); err != nil {
+				rows.Close()
+				return nil, mapErr(err, "audit nodes")
+			}
+			out[uint64(idx)] = h
+		}
+		if err := rows.Close(); err != nil {
+			return nil, mapErr(err, "audit nodes")
+		}
+		if err := rows.Err(); err != nil {
+			return nil, mapErr(err, "audit nodes")
+		}
+		indexes = indexes[n:]
+	}
+	return out, nil
+}
+
+const leafSelect = `SELECT idx, data, hashes, time_ns, tenant, principal, action, resource FROM audit_leaves `
+
+func scanLeaves(rows *sql.Rows) ([]auditlog.Leaf, error) {
+	defer rows.Close()
+	var out []auditlog.Leaf
+	for rows.Next() {
+		var l auditlog.Leaf
+		var idx, t int64
+		if err := rows.Scan(&idx, &l.Data, &l.Hashes, &t, &l.Tenant, &l.Principal, &l.Action, &l.Resource); err != nil {
+			return nil, mapErr(err, "audit leaves")
+		}
+		l.Index, l.Time = uint64(idx), fromNanos(t)
+		out = append(out, l)
+	}
+	return out, mapErr(rows.Err(), "audit leaves")
+}
+
+// ReadLeaves implements auditlog.Store.
+func (s *AuditStore) ReadLeaves(ctx context.Context, begin, end uint64) ([]auditlog.Leaf, error) {
+	if end <= begin {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, leafSelect+`WHERE idx >= ? AND idx < ? ORDER BY idx`, int64(begin), int64(end))
+	if err != nil {
+		return nil, mapErr(err, "audit leaves")
+	}
+	return scanLeaves(rows)
+}
+
+// QueryLeaves implements auditlog.Store.
+func (s *AuditStore) QueryLeaves(ctx context.Context, q auditlog.LeafQuery) ([]auditlog.Leaf, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
+	add("idx > ?", q.After)
+	if q.Tenant != "" {
+		add("tenant = ?", q.Tenant)
+	}
+	if q.Principal != "" {
+		add("principal = ?", q.Principal)
+	}
+	if q.Action != "" {
+		add("action = ?", q.Action)
+	}
+	if q.Resource != "" {
+		add("resource = ?", q.Resource)
+	}
+	if !q.Since.IsZero() {
+		add("time_ns >= ?", q.Since.UnixNano())
+	}
+	if !q.Until.IsZero() {
+		add("time_ns < ?", q.Until.UnixNano())
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = rampart.DefaultPageSize
+	}
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, leafSelect+`WHERE `+strings.Join(where, " AND ")+` ORDER BY idx LIMIT ?`, args...)
+	if err != nil {
+		return nil, mapErr(err, "audit events")
+	}
+	return scanLeaves(rows)
+}
+
+// PutCheckpoint implements auditlog.Store.
+func (s *AuditStore) PutCheckpoint(ctx context.Context, c auditlog.StoredCheckpoint) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO audit_checkpoints(size, root, note, tsa_token, created_ns) VALUES(?,?,?,?,?)`,
+		int64(c.Size), c.Root, c.Note, nullBytes(c.Timestamp), c.CreatedAt.UnixNano())
+	return mapErr(err, "audit checkpoint")
+}
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+// SetCheckpointTimestamp implements auditlog.Store.
+func (s *AuditStore) SetCheckpointTimestamp(ctx context.Context, size uint64, token []byte) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE audit_checkpoints SET tsa_token=? WHERE size=? AND tsa_token IS NULL`, token, int64(size))
+	if err != nil {
+		return mapErr(err, "audit checkpoint")
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return mapErr(err, "audit checkpoint")
+	} else if n == 0 {
+		return rampart.Errorf(rampart.CodeNotFound, "audit checkpoint %d without a time-stamp not found", size)
+	}
+	return nil
+}
+
+const cpSelect = `SELECT size, root, note, tsa_token, created_ns FROM audit_checkpoints `
+
+func scanCheckpoints(rows *sql.Rows) ([]auditlog.StoredCheckpoint, error) {
+	defer rows.Close()
+	var out []auditlog.StoredCheckpoint
+	for rows.Next() {
+		var c auditlog.StoredCheckpoint
+		var size, created int64
+		if err := rows.Scan(&size, &c.Root, &c.Note, &c.Timestamp, &created); err != nil {
+			return nil, mapErr(err, "audit checkpoints")
+		}
+		c.Size, c.CreatedAt = uint64(size), fromNanos(created)
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err(), "audit checkpoints")
+}
+
+func (s *AuditStore) oneCheckpoint(ctx context.Context, q string, args ...any) (auditlog.StoredCheckpoint, error) {
+	rows, err := s.db.QueryContext(ctx, cpSelect+q, args...)
+	if err != nil {
+		return auditlog.StoredCheckpoint{}, mapErr(err, "audit checkpoint")
+	}
+	cs, err := scanCheckpoints(rows)
+	if err != nil {
+		return auditlog.StoredCheckpoint{}, err
+	}
+	if len(cs) == 0 {
+		return auditlog.StoredCheckpoint{}, &rampart.Error{Code: rampart.CodeNotFound, Message: "audit checkpoint not found"}
+	}
+	return cs[0], nil
+}
+
+// LatestCheckpoint implements auditlog.Store.
+func (s *AuditStore) LatestCheckpoint(ctx context.Context) (auditlog.StoredCheckpoint, error) {
+	return s.oneCheckpoint(ctx, `ORDER BY size DESC LIMIT 1`)
+}
+
+// CheckpointAt implements auditlog.Store.
+func (s *AuditStore) CheckpointAt(ctx context.Context, size uint64) (auditlog.StoredCheckpoint, error) {
+	return s.oneCheckpoint(ctx, `WHERE size = ?`, int64(size))
+}
+
+// Checkpoints implements auditlog.Store.
+func (s *AuditStore) Checkpoints(ctx context.Context, from uint64, limit int) ([]auditlog.StoredCheckpoint, error) {
+	rows, err := s.db.QueryContext(ctx, cpSelect+`WHERE size >= ? ORDER BY size LIMIT ?`, int64(from), limit)
+	if err != nil {
+		return nil, mapErr(err, "audit checkpoints")
+	}
+	return scanCheckpoints(rows)
+}
+
+// UntimestampedCheckpoints implements auditlog.Store.
+func (s *AuditStore) UntimestampedCheckpoints(ctx context.Context, since time.Time, limit int) ([]auditlog.StoredCheckpoint, error) {
+	from := int64(math.MinInt64)
+	if !since.IsZero() {
+		from = since.UnixNano()
+	}
+	rows, err := s.db.QueryContext(ctx, cpSelect+`WHERE tsa_token IS NULL AND created_ns >= ? ORDER BY size LIMIT ?`, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoints: %w", err)
+	}
+	return scanCheckpoints(rows)
+}
