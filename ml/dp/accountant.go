@@ -69,20 +69,6 @@ func logErfc(x float64) float64 {
 	return -x*x - math.Log(x) - 0.5*math.Log(math.Pi) + math.Log1p(-r/2+3*r*r/4-15*r*r*r/8)
 }
 
-// logBinomAbs returns log|C(α, i)| and its sign for real α and integer i,
-// by the product C(α,i) = Π_{k<i} (α-k)/(k+1).
-func logBinomAbs(alpha float64, i int) (float64, float64) {
-	l, sign := 0.0, 1.0
-	for k := range i {
-		t := (alpha - float64(k)) / float64(k+1)
-		if t < 0 {
-			sign = -sign
-		}
-		l += math.Log(math.Abs(t))
-	}
-	return l, sign
-}
-
 // logAInt is log A_α for integer α (Mironov et al. 2019, Section 3.3, eq. 4).
 func logAInt(q, sigma float64, alpha int) float64 {
 	la := math.Inf(-1)
@@ -106,8 +92,15 @@ func logAInt(q, sigma float64, alpha int) float64 {
 func logAFrac(q, sigma, alpha float64) float64 {
 	la0, la1 := math.Inf(-1), math.Inf(-1)
 	z0 := sigma*sigma*math.Log(1/q-1) + 0.5
+	lc, sign := 0.0, 1.0 // log|C(α, i)| and its sign, updated incrementally
 	for i := 0; ; i++ {
-		lc, sign := logBinomAbs(alpha, i)
+		if i > 0 {
+			t := (alpha - float64(i-1)) / float64(i)
+			if t < 0 {
+				sign = -sign
+			}
+			lc += math.Log(math.Abs(t))
+		}
 		fi := float64(i)
 		j := alpha - fi
 		lt0 := lc + fi*math.Log(q) + j*math.Log1p(-q)
