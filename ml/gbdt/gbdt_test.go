@@ -1,0 +1,194 @@
+package gbdt
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/rampart-mlaas/rampart/ml/internal/wire"
+)
+
+// xorData is not linearly separable; a depth-2 tree per round solves it.
+func xorData(n int, missing bool) ([]float64, []float64) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	x := make([]float64, n*3)
+	y := make([]float64, n)
+	for i := range n {
+		a, b := rng.Float64()*2-1, rng.Float64()*2-1
+		x[i*3], x[i*3+1], x[i*3+2] = a, b, rng.NormFloat64()
+		if (a > 0) != (b > 0) {
+			y[i] = 1
+		}
+		if missing && i%5 == 0 {
+			// Missing a ⇒ label 1: only the learned default direction can tell.
+			x[i*3] = math.NaN()
+			y[i] = 1
+		}
+	}
+	return x, y
+}
+
+func accuracy(m *Model, x, y []float64) float64 {
+	n := len(y)
+	out := make([]float64, n*m.Width())
+	m.PredictRows(x, n, out)
+	ok := 0
+	for i := range n {
+		if (out[2*i+1] > 0.5) == (y[i] == 1) {
+			ok++
+		}
+	}
+	return float64(ok) / float64(n)
+}
+
+func TestFitXOR(t *testing.T) {
+	for _, missing := range []bool{false, true} {
+		x, y := xorData(2000, missing)
+		p := DefaultParams()
+		p.NEstimators, p.MaxDepth = 30, 3
+		m, err := Fit(context.Background(), x, 2000, 3, y, 2, p, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acc := accuracy(m, x, y); acc < 0.97 {
+			t.Errorf("missing=%v: accuracy %g", missing, acc)
+		}
+		// Single-row and batch prediction agree exactly.
+		one := make([]float64, 2)
+		batch := make([]float64, 2*10)
+		m.PredictRows(x[:30], 10, batch)
+		for i := range 10 {
+			m.Predict(x[i*3:(i+1)*3], one)
+			if one[1] != batch[2*i+1] {
+				t.Fatalf("row %d: %g vs %g", i, one[1], batch[2*i+1])
+			}
+		}
+	}
+}
+
+func TestMaxLeavesAndDepth(t *testing.T) {
+	x, y := xorData(1000, false)
+	p := DefaultParams()
+	p.NEstimators, p.MaxDepth, p.MaxLeaves = 3, 0, 5
+	m, err := Fit(context.Background(), x, 1000, 3, y, 2, p, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tree := range m.Trees {
+		leaves := 0
+		for _, nd := range tree {
+			if nd.Feature < 0 {
+				leaves++
+			}
+		}
+		if leaves > 5 {
+			t.Errorf("tree with %d leaves > max_leaves 5", leaves)
+		}
+	}
+	p.MaxDepth, p.MaxLeaves = 2, 0
+	m, _ = Fit(context.Background(), x, 1000, 3, y, 2, p, 1, nil)
+	for _, tree := range m.Trees {
+		if len(tree) > 7 {
+			t.Errorf("depth-2 tree has %d nodes", len(tree))
+		}
+	}
+}
+
+func TestEarlyStopping(t *testing.T) {
+	// Pure noise labels: validation loss stops improving almost at once.
+	rng := rand.New(rand.NewPCG(8, 8))
+	n := 1000
+	x := make([]float64, n*2)
+	y := make([]float64, n)
+	for i := range n {
+		x[2*i], x[2*i+1] = rng.NormFloat64(), rng.NormFloat64()
+		y[i] = float64(rng.IntN(2))
+	}
+	p := DefaultParams()
+	p.NEstimators, p.EarlyStoppingRounds = 200, 5
+	m, err := Fit(context.Background(), x, n, 2, y, 2, p, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Trees) >= 50 {
+		t.Errorf("early stopping kept %d trees on noise", len(m.Trees))
+	}
+}
+
+func TestMultiClassAndRegression(t *testing.T) {
+	n := 900
+	x := make([]float64, n)
+	yc := make([]float64, n)
+	yr := make([]float64, n)
+	for i := range n {
+		x[i] = float64(i) / float64(n)
+		yc[i] = float64(i * 3 / n)
+		yr[i] = math.Sin(6 * x[i])
+	}
+	p := DefaultParams()
+	p.NEstimators = 20
+	m, err := Fit(context.Background(), x, n, 1, yc, 3, p, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Trees) != 60 || m.Width() != 3 {
+		t.Fatalf("%d trees, width %d", len(m.Trees), m.Width())
+	}
+	out := make([]float64, 3)
+	m.Predict([]float64{0.9}, out)
+	if out[2] < 0.9 || math.Abs(out[0]+out[1]+out[2]-1) > 1e-12 {
+		t.Errorf("proba %v", out)
+	}
+	m, err = Fit(context.Background(), x, n, 1, yr, 0, p, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se float64
+	for i := range n {
+		m.Predict(x[i:i+1], out[:1])
+		se += (out[0] - yr[i]) * (out[0] - yr[i])
+	}
+	if rmse := math.Sqrt(se / float64(n)); rmse > 0.05 {
+		t.Errorf("regression RMSE %g", rmse)
+	}
+}
+
+func TestParamsValidate(t *testing.T) {
+	for _, mod := range []func(*Params){
+		func(p *Params) { p.NEstimators = 0 },
+		func(p *Params) { p.MaxDepth = 0 },
+		func(p *Params) { p.LearningRate = 0 },
+		func(p *Params) { p.Subsample = 1.5 },
+		func(p *Params) { p.MaxBin = 300 },
+		func(p *Params) { p.EarlyStoppingRounds, p.ValidationFraction = 3, 0 },
+	} {
+		p := DefaultParams()
+		mod(&p)
+		if _, err := Fit(context.Background(), []float64{1, 2}, 2, 1, []float64{0, 1}, 2, p, 1, nil); !errors.Is(err, ErrParams) {
+			t.Errorf("%+v accepted: %v", p, err)
+		}
+	}
+}
+
+// TestDecodeRejectsCycles: a child index pointing backwards would loop
+// forever at prediction time, so the decoder refuses it.
+func TestDecodeRejectsCycles(t *testing.T) {
+	m := &Model{Objective: BinaryLogistic, Outputs: 1, D: 1, Base: []float64{0},
+		Trees: [][]Node{{{Feature: 0, Left: 1, Right: 0}, {Feature: -1}}}}
+	w := &wire.Writer{}
+	m.Encode(w)
+	r := wire.NewReader(w.Bytes())
+	if Decode(r, 1); !errors.Is(r.Err(), wire.ErrMalformed) {
+		t.Errorf("cyclic tree accepted: %v", r.Err())
+	}
+	m.Trees[0][0].Right = 2
+	w = &wire.Writer{}
+	m.Encode(w)
+	m.Trees[0] = append(m.Trees[0], Node{Feature: -1})
+	r = wire.NewReader(w.Bytes())
+	if Decode(r, 1); r.Err() == nil {
+		t.Error("out-of-range child accepted")
+	}
+}
