@@ -435,3 +435,43 @@ func FuzzRefValidate(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPutOpen measures sealing and opening an 8 MiB object on disk.
+func BenchmarkPutOpen(b *testing.B) {
+	dir := b.TempDir()
+	rk, err := keyring.ParseRootKey(mustRootValue(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	kr, err := keyring.Open(ctx, keyringtest.NewMemStore(), rk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bs, err := disk.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.Close()
+	br := barrier.New(kr, bs)
+	const size = 8 << 20
+	var peak uint64
+	b.SetBytes(size)
+	for i := 0; b.Loop(); i++ {
+		r := barrier.Ref{Tenant: "tn_b", Kind: "bench", ID: "o", Version: i}
+		s, err := br.Put(ctx, r, &pattern{n: size, next: 1 << 62, peak: &peak})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := br.Verify(ctx, r, s.Digest); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func mustRootValue(b *testing.B) string {
+	v, err := keyring.NewRootKeyValue()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
