@@ -86,6 +86,11 @@ func New(d Deps) *API {
 	a.routeHealth()
 	a.routeIdentity()
 	mux.Handle("GET /metrics", a.requireAction(authz.MetricsRead, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	// Anything unrouted is a problem+json 404 (after authentication, so
+	// unauthenticated callers cannot map the API).
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, newProblem(rampart.CodeNotFound, "no such route: "+r.Method+" "+truncate(r.URL.Path, 200), "", rampart.RequestID(r.Context())))
+	})
 	a.handler = a.middleware(mux)
 	return a
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/authn"
+	"github.com/rampart-mlaas/rampart/barrier"
 	"github.com/rampart-mlaas/rampart/blob/disk"
 	"github.com/rampart-mlaas/rampart/httpapi"
 	"github.com/rampart-mlaas/rampart/identity"
@@ -41,6 +42,7 @@ type Server struct {
 	DB      *sqlite.DB
 	Keyring *keyring.Keyring
 	Blobs   *disk.Store
+	Barrier *barrier.Barrier
 	Authn   *authn.Authenticator
 	Audit   rampart.Auditor
 	API     *httpapi.API
@@ -91,6 +93,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Blobs.Close)
+	s.Barrier = barrier.New(s.Keyring, s.Blobs)
 	mac, err := s.Keyring.SystemMAC(ctx, "api-keys")
 	if err != nil {
 		return nil, err
