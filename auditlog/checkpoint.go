@@ -141,6 +141,9 @@ func ParseCheckpoint(signed []byte, v note.Verifier) (Checkpoint, error) {
 		}
 		return Checkpoint{}, fmt.Errorf("%w: checkpoint: %v", errFormat, err)
 	}
+	if err := canonicalSignatures(signed[len(n.Text)+1:]); err != nil {
+		return Checkpoint{}, err
+	}
 	c, err := parseCheckpointBody(n.Text)
 	if err != nil {
 		return Checkpoint{}, err
@@ -171,4 +174,24 @@ func parseCheckpointBody(text string) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("%w: checkpoint root hash %q", errFormat, rootS)
 	}
 	return Checkpoint{Origin: origin, Size: size, Root: root}, nil
+}
+
+// canonicalSignatures insists that every signature line ("— name base64\n")
+// uses canonical base64: note.Open accepts non-canonical padding bits, which
+// would let the bytes of a checkpoint change without its signature changing.
+func canonicalSignatures(block []byte) error {
+	for _, line := range strings.SplitAfter(string(block), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Fields(strings.TrimSuffix(line, "\n"))
+		if len(f) != 3 {
+			return fmt.Errorf("%w: malformed signature line", errFormat)
+		}
+		b, err := base64.StdEncoding.Strict().DecodeString(f[2])
+		if err != nil || base64.StdEncoding.EncodeToString(b) != f[2] {
+			return fmt.Errorf("%w: signature is not canonical base64", errFormat)
+		}
+	}
+	return nil
 }
