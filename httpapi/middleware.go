@@ -91,14 +91,14 @@ func (a *API) middleware(next http.Handler) http.Handler {
 			a.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
 			a.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
-		// Every body is bounded; routes that stream uploads raise it themselves.
-		if r.ContentLength > MaxJSONBody && !streamingRoute(r) {
-			writeProblem(sw, newProblem(rampart.CodeTooLarge, "request body exceeds "+strconv.Itoa(MaxJSONBody)+" bytes", "", rid))
+		// Every body is bounded: JSON bodies by MaxJSONBody, registered
+		// streaming routes (uploads) by their own limit.
+		limit := a.bodyLimit(r)
+		if r.ContentLength > limit {
+			writeProblem(sw, newProblem(rampart.CodeTooLarge, "request body exceeds "+strconv.FormatInt(limit, 10)+" bytes", "", rid))
 			return
 		}
-		if !streamingRoute(r) {
-			r.Body = http.MaxBytesReader(sw, r.Body, MaxJSONBody)
-		}
+		r.Body = http.MaxBytesReader(sw, r.Body, limit)
 		if public(r.URL.Path) {
 			next.ServeHTTP(sw, r.WithContext(ctx))
 			return
@@ -121,8 +121,28 @@ func (a *API) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// streamingRoute reports routes allowed to stream large bodies; none yet.
-func streamingRoute(r *http.Request) bool { return false }
+// StreamingRoute lets requests to method + a path matching pattern (a
+// ServeMux-style pattern, e.g. "/v1/datasets/{id}/versions") carry bodies up
+// to max bytes. Call before serving.
+func (a *API) StreamingRoute(method, pattern string, max int64) {
+	m := http.NewServeMux()
+	m.HandleFunc(method+" "+pattern, func(http.ResponseWriter, *http.Request) {})
+	a.streaming = append(a.streaming, streamRoute{mux: m, max: max})
+}
+
+type streamRoute struct {
+	mux *http.ServeMux
+	max int64
+}
+
+func (a *API) bodyLimit(r *http.Request) int64 {
+	for _, s := range a.streaming {
+		if _, p := s.mux.Handler(r); p != "" {
+			return s.max
+		}
+	}
+	return MaxJSONBody
+}
 
 // bearer extracts the credential, bounding it before any parsing.
 func bearer(r *http.Request) (string, bool) {

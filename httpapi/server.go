@@ -46,6 +46,8 @@ type API struct {
 	reg     *prometheus.Registry
 	metrics *httpMetrics
 	handler http.Handler
+	// streaming lists routes allowed larger (streamed) bodies.
+	streaming []streamRoute
 	// Register adds later capabilities' routes to the same API.
 	Register func(func(api huma.API))
 }

@@ -223,7 +223,9 @@ func fillUnknownParams(p string) string {
 	}
 }
 
-func isCode(err error, c rampart.Code) bool { return err != nil && rampart.ErrorCode(asRampart(err)) == c }
+func isCode(err error, c rampart.Code) bool {
+	return err != nil && rampart.ErrorCode(asRampart(err)) == c
+}
 
 func asRampart(err error) error {
 	if pe, ok := err.(*httpapi.ProblemError); ok {
@@ -237,15 +239,15 @@ func asRampart(err error) error {
 func TestProblemFormat(t *testing.T) {
 	e := servertest.Start(t)
 	cases := []struct {
-		name     string
-		method   string
-		path     string
-		body     string
-		hdr      map[string]string
-		status   int
-		code     rampart.Code
-		field    string
-		noAuth   bool
+		name   string
+		method string
+		path   string
+		body   string
+		hdr    map[string]string
+		status int
+		code   rampart.Code
+		field  string
+		noAuth bool
 	}{
 		{name: "no credential", method: "GET", path: "/v1/whoami", status: 401, code: "unauthenticated", noAuth: true},
 		{name: "unknown route, no credential", method: "GET", path: "/v1/nope", status: 401, code: "unauthenticated", noAuth: true},

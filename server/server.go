@@ -79,14 +79,26 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if err != nil {
 		return nil, err
 	}
-	s.DB, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+	// An existing store is checked against the root key before anything,
+	// migrations included, may change it.
+	s.DB, err = sqlite.OpenUnmigrated(ctx, filepath.Join(cfg.DataDir, dbFile))
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.DB.Close)
+	if fresh {
+		if err := s.DB.Migrate(ctx); err != nil {
+			return nil, err
+		}
+	}
 	s.Keyring, err = keyring.Open(ctx, s.DB, root)
 	if err != nil {
 		return nil, fmt.Errorf("root key: %w", err)
+	}
+	if !fresh {
+		if err := s.DB.Migrate(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s.Blobs, err = disk.Open(filepath.Join(cfg.DataDir, blobDir))
 	if err != nil {

@@ -136,3 +136,8 @@ func (e *Env) Raw(t testing.TB, method, path, token string, body io.Reader, hdr 
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	return resp.StatusCode, b
 }
+
+// ClientWithCA returns an operator client that trusts caFile.
+func (e *Env) ClientWithCA(caFile string) (*httpapi.Client, error) {
+	return httpapi.NewClient(e.URL, e.OpToken, caFile)
+}

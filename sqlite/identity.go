@@ -198,7 +198,9 @@ func insertKey(ctx context.Context, x interface {
 }
 
 // CreateAPIKey implements rampart.Store.
-func (d *DB) CreateAPIKey(ctx context.Context, k rampart.APIKey) error { return insertKey(ctx, d.db, k) }
+func (d *DB) CreateAPIKey(ctx context.Context, k rampart.APIKey) error {
+	return insertKey(ctx, d.db, k)
+}
 
 // GetAPIKey implements rampart.Store.
 func (d *DB) GetAPIKey(ctx context.Context, id string) (rampart.APIKey, error) {

@@ -50,3 +50,23 @@ func (d *DB) DeleteKeyset(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// ListKeysets implements keyring.KeysetLister.
+func (d *DB) ListKeysets(ctx context.Context, prefix string) ([]string, error) {
+	// Range scan instead of LIKE: prefix may contain % or _.
+	rows, err := d.db.QueryContext(ctx, `SELECT name FROM keysets WHERE name >= ? AND substr(name, 1, ?) = ? ORDER BY name`,
+		prefix, len(prefix), prefix)
+	if err != nil {
+		return nil, mapErr(err, "keysets")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, mapErr(err, "keysets")
+		}
+		out = append(out, n)
+	}
+	return out, mapErr(rows.Err(), "keysets")
+}

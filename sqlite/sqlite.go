@@ -32,11 +32,26 @@ type DB struct {
 var _ rampart.Store = (*DB)(nil)
 
 // Open opens (creating if needed) the database at path and applies migrations.
+func Open(ctx context.Context, path string) (*DB, error) {
+	d, err := OpenUnmigrated(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenUnmigrated opens the database without applying migrations, so that
+// the server can check the root key against an existing store before it
+// changes anything.
 //
 // synchronous=FULL makes every acknowledged commit survive power loss, not
 // only a process crash (RES-2); secure_delete overwrites deleted content so a
 // shredded key does not linger in free pages (DATA-8).
-func Open(ctx context.Context, path string) (*DB, error) {
+func OpenUnmigrated(ctx context.Context, path string) (*DB, error) {
 	q := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)",
@@ -53,21 +68,23 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	return &DB{db: db}, nil
+}
+
+// Migrate applies the embedded migrations that are not applied yet.
+func (d *DB) Migrate(ctx context.Context) error {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		db.Close()
-		return nil, err
+		return err
 	}
-	prov, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	prov, err := goose.NewProvider(goose.DialectSQLite3, d.db, sub)
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrations: %w", err)
+		return fmt.Errorf("migrations: %w", err)
 	}
 	if _, err := prov.Up(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("apply migrations: %w", err)
+		return fmt.Errorf("apply migrations: %w", err)
 	}
-	return &DB{db: db}, nil
+	return nil
 }
 
 // SQL exposes the handle to packages that own their own tables in the same
