@@ -1,0 +1,140 @@
+package auditlog_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/rampart-mlaas/rampart/auditlog"
+)
+
+// fuzzKey is a fixed key so that the corpus seeds carry valid signatures.
+var fuzzKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
+
+func fuzzVerifierKey(t testing.TB) string {
+	_, vkey, err := auditlog.NewNoteSigner(testOrigin, fuzzKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vkey
+}
+
+// FuzzParseCheckpoint: arbitrary bytes never panic, and whatever parses
+// re-serialises to the same body (one checkpoint, one byte form).
+func FuzzParseCheckpoint(f *testing.F) {
+	vkey := fuzzVerifierKey(f)
+	l := openLog(f, newDB(f).Audit(), fuzzKey)
+	appendN(f, l, 3)
+	cp, err := l.Publish(f.Context())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(cp.Note)
+	f.Add([]byte(strings.Replace(string(cp.Note), "\n3\n", "\n03\n", 1)))
+	f.Add([]byte("rampart.test/audit\n1\nAAAA\n\n— rampart.test/audit AAAA\n"))
+	f.Add([]byte{})
+	v, err := auditlog.NewVerifier(vkey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := auditlog.ParseCheckpoint(b, v)
+		if err != nil {
+			return
+		}
+		if !bytes.HasPrefix(b, c.Body()) || len(c.Root) != auditlog.HashSize {
+			t.Fatalf("parsed %+v from %q", c, b)
+		}
+	})
+}
+
+// FuzzParseEvent: arbitrary bytes never panic; accepted events are canonical.
+func FuzzParseEvent(f *testing.F) {
+	for i := 0; i < 4; i++ {
+		ev := testEvent(i)
+		b, err := ev.MarshalCanonical()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := auditlog.ParseEvent(b)
+		if err != nil {
+			return
+		}
+		again, err := ev.MarshalCanonical()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("accepted non-canonical event %q (re-encoded %q, %v)", b, again, err)
+		}
+	})
+}
+
+// FuzzVerifyExport: arbitrary export files never panic, and only the
+// genuine export verifies.
+func FuzzVerifyExport(f *testing.F) {
+	vkey := fuzzVerifierKey(f)
+	l := openLog(f, newDB(f).Audit(), fuzzKey)
+	appendN(f, l, 6)
+	var buf bytes.Buffer
+	if _, err := l.Export(f.Context(), &buf, "tn_alpha"); err != nil {
+		f.Fatal(err)
+	}
+	genuine := bytes.Clone(buf.Bytes())
+	f.Add(genuine)
+	f.Add([]byte("{\"type\":\"end\"}\n"))
+	f.Add([]byte("\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, err := auditlog.VerifyExport(bytes.NewReader(b), vkey, auditlog.ExportOptions{})
+		if err == nil && !bytes.Equal(b, genuine) {
+			t.Fatalf("a modified export verifies:\n%q", b)
+		}
+	})
+}
+
+// FuzzVerifyProofs: arbitrary proofs (as served to clients) never panic and
+// never verify a leaf that is not in the tree.
+func FuzzVerifyProofs(f *testing.F) {
+	l := openLog(f, newDB(f).Audit(), fuzzKey)
+	appendN(f, l, 11)
+	cp, err := l.Publish(f.Context())
+	if err != nil {
+		f.Fatal(err)
+	}
+	recs, _, err := l.Events(f.Context(), auditlog.Query{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	join := func(p [][]byte) []byte { return bytes.Join(p, nil) }
+	for _, i := range []uint64{0, 5, 10} {
+		p, err := l.InclusionProof(f.Context(), i, cp.Size)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(i, recs[i].Raw, join(p), uint64(4))
+	}
+	f.Fuzz(func(t *testing.T, index uint64, event, proofBytes []byte, from uint64) {
+		var p [][]byte
+		for len(proofBytes) >= auditlog.HashSize && len(p) < 70 {
+			p = append(p, proofBytes[:auditlog.HashSize])
+			proofBytes = proofBytes[auditlog.HashSize:]
+		}
+		err := auditlog.VerifyInclusion(cp, auditlog.ProvenEvent{Index: index, Event: event, Proof: p})
+		if err == nil && (index >= cp.Size || !bytes.Equal(event, recs[index].Raw)) {
+			t.Fatalf("forged inclusion of %q at %d verifies", event, index)
+		}
+		old := auditlog.Checkpoint{Size: from % (cp.Size + 2), Root: event}
+		_ = auditlog.VerifyConsistency(old, cp, p)
+	})
+}
+
+// FuzzVerifierKey: arbitrary key strings never panic.
+func FuzzVerifierKey(f *testing.F) {
+	f.Add(fuzzVerifierKey(f))
+	f.Add("a+00000000+" + base64.StdEncoding.EncodeToString([]byte{1, 2, 3}))
+	f.Fuzz(func(t *testing.T, k string) { _, _ = auditlog.NewVerifier(k) })
+}
