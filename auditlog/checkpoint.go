@@ -112,6 +112,12 @@ func NewVerifier(vkey string) (note.Verifier, error) {
 	return v, nil
 }
 
+// SignCheckpoint returns the signed checkpoint note for (size, root), the
+// origin being the signer's name.
+func SignCheckpoint(s note.Signer, size uint64, root []byte) ([]byte, error) {
+	return signCheckpoint(s, size, root)
+}
+
 // signCheckpoint returns the signed note for (origin, size, root).
 func signCheckpoint(s note.Signer, size uint64, root []byte) ([]byte, error) {
 	b, err := note.Sign(&note.Note{Text: checkpointBody(s.Name(), size, root)}, s)

@@ -94,6 +94,8 @@ type Log struct {
 	closeErr  error
 
 	failures atomic.Int64
+	batches  atomic.Int64
+	appended atomic.Int64
 }
 
 type treeHead struct {
@@ -117,6 +119,8 @@ type Status struct {
 	QueueCap      int
 	Closed        bool
 	CommitErrors  int64 // failed batch commits since start
+	Batches       int64 // committed batches (transactions) since start
+	Appended      int64 // events committed since start; Appended/Batches is the mean batch
 	TSA           TSAStatus
 }
 
@@ -381,6 +385,8 @@ func (l *Log) commitBatch(batch []*request) error {
 		return fmt.Errorf("audit: append %d leaves at %d: %w", len(leaves), size, err)
 	}
 	l.rng, l.lastTime = rng, lastTime
+	l.batches.Add(1)
+	l.appended.Add(int64(len(batch)))
 	l.head.Store(&treeHead{size: rng.End(), root: rangeRoot(rng)})
 	return nil
 }
@@ -483,7 +489,8 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 
 // Status reports the log's health (for /readyz and metrics).
 func (l *Log) Status() Status {
-	s := Status{Size: l.Size(), QueueLen: len(l.queue), QueueCap: cap(l.queue), CommitErrors: l.failures.Load()}
+	s := Status{Size: l.Size(), QueueLen: len(l.queue), QueueCap: cap(l.queue), CommitErrors: l.failures.Load(),
+		Batches: l.batches.Load(), Appended: l.appended.Load()}
 	if p := l.published.Load(); p != nil {
 		s.PublishedSize = p.Size
 	}

@@ -1,0 +1,285 @@
+// Command audit measures the audit log (issue 3, AUDIT-1): sustained durable
+// appends per second with group commit against plain batched inserts of the
+// same rows into the same kind of database, the added latency of one audited
+// action at a fixed request rate, and the time to verify a log of 1,000,000
+// events by recomputing its root. Each figure is the median of -runs runs.
+//
+//	go run ./bench/audit [-events 200000] [-appenders 1024] [-runs 3] [-verify 1000000] [-rate 5000]
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/auditlog"
+	"github.com/rampart-mlaas/rampart/sqlite"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+var (
+	events    = flag.Int("events", 200000, "events per throughput run")
+	appenders = flag.Int("appenders", 1024, "concurrent appending goroutines")
+	runs      = flag.Int("runs", 3, "runs per figure (the median is reported)")
+	verifyN   = flag.Int("verify", 1000000, "events in the verification run (0 skips)")
+	storeN    = flag.Int("verify-store", 0, "events in the VerifyStore run from SQLite (0 skips)")
+	rate      = flag.Int("rate", 5000, "events/s for the latency run (0 skips)")
+	dir       = flag.String("dir", "", "directory for the databases (default a temp dir)")
+)
+
+func main() {
+	flag.Parse()
+	ctx := context.Background()
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "rampart-audit-bench")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	_, key, _ := ed25519.GenerateKey(nil)
+	fmt.Printf("go %s, GOMAXPROCS=%d, %d events x %d runs, %d appenders\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), *events, *runs, *appenders)
+
+	var logRates, plainRates, ratios []float64
+	for r := 0; r < *runs; r++ {
+		lr, batch := appendRun(ctx, key, r)
+		pr := plainRun(ctx, r, batch)
+		logRates, plainRates, ratios = append(logRates, lr), append(plainRates, pr), append(ratios, pr/lr)
+		fmt.Printf("run %d: audit log %.0f events/s (mean batch %d), plain inserts %.0f rows/s, time ratio %.2f\n", r, lr, batch, pr, pr/lr)
+	}
+	fmt.Printf("MEDIAN append: %.0f events/s; plain batched inserts: %.0f rows/s; log/plain time ratio: %.2fx\n",
+		median(logRates), median(plainRates), median(ratios))
+
+	if *rate > 0 {
+		latencyRun(ctx, key)
+	}
+	if *verifyN > 0 {
+		verifyRun(key)
+	}
+	if *storeN > 0 {
+		verifyStoreRun(ctx, key)
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func event(i int) auditlog.Event {
+	return auditlog.Event{
+		Tenant: fmt.Sprintf("tn_%d", i%50), Principal: fmt.Sprintf("pr_%d", i%500), Role: rampart.RoleServiceUser,
+		Action: "model.predict", Resource: fmt.Sprintf("endpoint/ep_%d", i%20), Decision: auditlog.Allow,
+		Reason: "role service-user may predict", Outcome: "ok", RequestID: fmt.Sprintf("req_%016x", i),
+		Digest:  auditlog.ContentDigest(sha256.Sum256([]byte(fmt.Sprint(i)))),
+		Details: map[string]string{"model_version": "3", "rows": "1"},
+	}
+}
+
+func openDB(ctx context.Context, name string) *sqlite.DB {
+	path := filepath.Join(*dir, name)
+	os.Remove(path)
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return db
+}
+
+// appendRun: many goroutines call Append; each returns once durable.
+func appendRun(ctx context.Context, key ed25519.PrivateKey, r int) (float64, int) {
+	db := openDB(ctx, fmt.Sprintf("log%d.db", r))
+	defer db.Close()
+	l, err := auditlog.Open(ctx, auditlog.Config{Store: db.Audit(), Origin: "bench/audit", SigningKey: key})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := 0; g < *appenders; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= *events {
+					return
+				}
+				if _, err := l.Append(ctx, event(i)); err != nil {
+					log.Fatal(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	st := l.Status()
+	if err := l.Close(ctx); err != nil {
+		log.Fatal(err)
+	}
+	return float64(*events) / el.Seconds(), int(st.Appended / max(st.Batches, 1))
+}
+
+// plainRun inserts the same rows (already encoded and hashed) into the same
+// table of a fresh database, in transactions of the log's mean batch size:
+// the cost of the writes alone, without the log's encoding, hashing and
+// group-commit coordination.
+func plainRun(ctx context.Context, r, batch int) float64 {
+	rows := make([]auditlog.Leaf, *events)
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	rng := rf.NewEmptyRange(0)
+	now := time.Now().UTC()
+	for i := range rows {
+		ev := event(i)
+		ev.Index, ev.Time = uint64(i), now
+		data, err := ev.MarshalCanonical()
+		if err != nil {
+			log.Fatal(err)
+		}
+		var hs []byte
+		rng.Append(rfc6962.DefaultHasher.HashLeaf(data), func(_ compact.NodeID, h []byte) { hs = append(hs, h...) })
+		rows[i] = auditlog.Leaf{Index: uint64(i), Data: data, Hashes: hs, Time: now, Tenant: ev.Tenant,
+			Principal: ev.Principal, Action: ev.Action, Resource: ev.Resource}
+	}
+	db := openDB(ctx, fmt.Sprintf("plain%d.db", r))
+	defer db.Close()
+	st := db.Audit()
+	start := time.Now()
+	for i := 0; i < len(rows); i += batch {
+		if err := st.AppendLeaves(ctx, rows[i:min(i+batch, len(rows))]); err != nil {
+			log.Fatal(err)
+		}
+	}
+	return float64(len(rows)) / time.Since(start).Seconds()
+}
+
+// latencyRun appends at a fixed rate (open loop) and reports how long an
+// audited action waits for its record to be durable.
+func latencyRun(ctx context.Context, key ed25519.PrivateKey) {
+	db := openDB(ctx, "latency.db")
+	defer db.Close()
+	l, err := auditlog.Open(ctx, auditlog.Config{Store: db.Audit(), Origin: "bench/audit", SigningKey: key})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close(ctx)
+	const seconds = 5
+	n := *rate * seconds
+	lat := make([]time.Duration, n)
+	interval := time.Second / time.Duration(*rate)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			if _, err := l.Append(ctx, event(i)); err != nil {
+				log.Fatal(err)
+			}
+			lat[i] = time.Since(t0)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	fmt.Printf("LATENCY at %d events/s for %ds: p50 %v, p99 %v, max %v\n", *rate, seconds,
+		lat[n/2].Round(time.Microsecond), lat[n*99/100].Round(time.Microsecond), lat[n-1].Round(time.Microsecond))
+}
+
+// verifyRun: what `rampart audit verify` does once it has fetched the whole
+// log: check the checkpoint, parse every event canonically and recompute the
+// root from all leaves.
+func verifyRun(key ed25519.PrivateKey) {
+	n := *verifyN
+	leaves := make([][]byte, n)
+	t0 := time.Now().UTC()
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	rng := rf.NewEmptyRange(0)
+	for i := range leaves {
+		ev := event(i)
+		ev.Index, ev.Time = uint64(i), t0.Add(time.Duration(i))
+		b, err := ev.MarshalCanonical()
+		if err != nil {
+			log.Fatal(err)
+		}
+		leaves[i] = b
+		rng.Append(rfc6962.DefaultHasher.HashLeaf(b), nil)
+	}
+	root, _ := rng.GetRootHash(nil)
+	signer, vkey, err := auditlog.NewNoteSigner("bench/audit", key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cp, err := auditlog.SignCheckpoint(signer, uint64(n), root)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var times []float64
+	for r := 0; r < *runs; r++ {
+		start := time.Now()
+		res, err := auditlog.Verify(auditlog.VerifyRequest{Key: vkey, Checkpoint: cp, Leaves: leaves})
+		if err != nil || res.LeavesChecked != n {
+			log.Fatalf("verify: %v", err)
+		}
+		times = append(times, time.Since(start).Seconds())
+		fmt.Printf("verify run %d: %d events in %.2fs\n", r, n, times[r])
+	}
+	fmt.Printf("MEDIAN Verify of %d events (canonical parse + root recomputation): %.2fs\n", n, median(times))
+}
+
+// verifyStoreRun: VerifyStore over a SQLite log of -verify-store events.
+func verifyStoreRun(ctx context.Context, key ed25519.PrivateKey) {
+	db := openDB(ctx, "verifystore.db")
+	defer db.Close()
+	l, err := auditlog.Open(ctx, auditlog.Config{Store: db.Audit(), Origin: "bench/audit", SigningKey: key, MaxBatch: 8192})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for g := 0; g < *appenders; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < *storeN; i = int(next.Add(1)) - 1 {
+				if _, err := l.Append(ctx, event(i)); err != nil {
+					log.Fatal(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Close(ctx); err != nil {
+		log.Fatal(err)
+	}
+	var times []float64
+	for r := 0; r < *runs; r++ {
+		start := time.Now()
+		rep, err := auditlog.VerifyStore(ctx, db.Audit(), l.VerifierKey(), auditlog.StoreVerifyOptions{RequireCovered: true})
+		if err != nil {
+			log.Fatal(err)
+		}
+		times = append(times, time.Since(start).Seconds())
+		fmt.Printf("verify-store run %d: %d events, %d checkpoints in %.2fs\n", r, rep.Leaves, rep.Checkpoints, times[r])
+	}
+	fmt.Printf("MEDIAN VerifyStore of %d events from SQLite: %.2fs\n", *storeN, median(times))
+}
