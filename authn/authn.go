@@ -68,6 +68,24 @@ type Authenticator struct {
 
 	mu   sync.Mutex
 	used map[string]time.Time // last-used times waiting to be flushed
+
+	cmu   sync.RWMutex
+	cache map[string]cached // key ID → verified key and principal
+}
+
+// cacheTTL bounds how long a key and its principal are trusted from memory.
+// Revocations and disables made through this process invalidate at once
+// (IAM-1: a revoked key fails on its next request); the TTL only bounds
+// staleness against changes made by another process sharing the store.
+const cacheTTL = 5 * time.Second
+
+// maxCache bounds the cache; past it, entries are dropped at random.
+const maxCache = 100_000
+
+type cached struct {
+	key     rampart.APIKey
+	p       rampart.Principal
+	fetched time.Time
 }
 
 // New returns an Authenticator. now may be nil (time.Now).
@@ -75,7 +93,7 @@ func New(store Store, mac MAC, now func() time.Time) *Authenticator {
 	if now == nil {
 		now = time.Now
 	}
-	return &Authenticator{store: store, mac: mac, now: now, used: map[string]time.Time{}}
+	return &Authenticator{store: store, mac: mac, now: now, used: map[string]time.Time{}, cache: map[string]cached{}}
 }
 
 // errBad is the one answer to every bad credential: callers learn nothing
@@ -138,35 +156,39 @@ var dummyHash = make([]byte, 37)
 // Authenticate verifies a bearer credential (IAM-1) and returns its
 // principal and key. Every failure returns an error matching
 // rampart.ErrUnauthenticated; *Failure carries the reason for the audit log.
+// The secret is verified against the stored keyed hash on every request,
+// cached or not, in constant time.
 func (a *Authenticator) Authenticate(ctx context.Context, tok string) (rampart.Principal, rampart.APIKey, error) {
 	keyID, secret, err := ParseToken(tok)
 	if err != nil {
 		return rampart.Principal{}, rampart.APIKey{}, fail("malformed", "")
 	}
-	k, err := a.store.GetAPIKey(ctx, keyID)
-	if errors.Is(err, rampart.ErrNotFound) {
-		_ = a.mac.VerifyMAC(dummyHash, macInput(keyID, secret))
-		return rampart.Principal{}, rampart.APIKey{}, fail("unknown key", keyID)
+	now := a.now()
+	a.cmu.RLock()
+	c, ok := a.cache[keyID]
+	a.cmu.RUnlock()
+	if !ok || now.Sub(c.fetched) > cacheTTL || now.Before(c.fetched) {
+		c, err = a.load(ctx, keyID, now)
+		if err != nil {
+			if errors.Is(err, rampart.ErrNotFound) {
+				_ = a.mac.VerifyMAC(dummyHash, macInput(keyID, secret))
+				return rampart.Principal{}, rampart.APIKey{}, fail("unknown key", keyID)
+			}
+			return rampart.Principal{}, rampart.APIKey{}, fmt.Errorf("authenticate: %w", err)
+		}
 	}
-	if err != nil {
-		return rampart.Principal{}, rampart.APIKey{}, fmt.Errorf("authenticate: %w", err)
-	}
+	k, p := c.key, c.p
 	if err := a.mac.VerifyMAC(k.Hash, macInput(keyID, secret)); err != nil {
 		return rampart.Principal{}, rampart.APIKey{}, fail("wrong secret", keyID)
 	}
-	now := a.now()
 	if k.RevokedAt != nil {
 		return rampart.Principal{}, rampart.APIKey{}, fail("revoked", keyID)
 	}
 	if !k.Active(now) {
 		return rampart.Principal{}, rampart.APIKey{}, fail("expired", keyID)
 	}
-	p, err := a.store.GetPrincipal(ctx, k.PrincipalID)
-	if errors.Is(err, rampart.ErrNotFound) {
+	if p.ID == "" {
 		return rampart.Principal{}, rampart.APIKey{}, fail("principal gone", keyID)
-	}
-	if err != nil {
-		return rampart.Principal{}, rampart.APIKey{}, fmt.Errorf("authenticate: %w", err)
 	}
 	if p.Disabled {
 		return rampart.Principal{}, rampart.APIKey{}, fail("principal disabled", keyID)
@@ -175,6 +197,50 @@ func (a *Authenticator) Authenticate(ctx context.Context, tok string) (rampart.P
 	a.used[k.ID] = now
 	a.mu.Unlock()
 	return p, k, nil
+}
+
+// load reads a key and its principal from the store and caches them.
+func (a *Authenticator) load(ctx context.Context, keyID string, now time.Time) (cached, error) {
+	k, err := a.store.GetAPIKey(ctx, keyID)
+	if err != nil {
+		return cached{}, err
+	}
+	p, err := a.store.GetPrincipal(ctx, k.PrincipalID)
+	if err != nil && !errors.Is(err, rampart.ErrNotFound) {
+		return cached{}, err
+	}
+	c := cached{key: k, p: p, fetched: now}
+	a.cmu.Lock()
+	if len(a.cache) >= maxCache {
+		for id := range a.cache { // map order is random: drop a random tenth
+			delete(a.cache, id)
+			if len(a.cache) < maxCache*9/10 {
+				break
+			}
+		}
+	}
+	a.cache[keyID] = c
+	a.cmu.Unlock()
+	return c, nil
+}
+
+// InvalidateKey drops a key from the cache; call after revoking it.
+func (a *Authenticator) InvalidateKey(keyID string) {
+	a.cmu.Lock()
+	delete(a.cache, keyID)
+	a.cmu.Unlock()
+}
+
+// InvalidatePrincipal drops every cached key of a principal; call after
+// disabling or changing it.
+func (a *Authenticator) InvalidatePrincipal(principalID string) {
+	a.cmu.Lock()
+	for id, c := range a.cache {
+		if c.key.PrincipalID == principalID {
+			delete(a.cache, id)
+		}
+	}
+	a.cmu.Unlock()
 }
 
 // Mint creates a new key record and its token for principal p without

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -22,6 +23,8 @@ type Service struct {
 	authn *authn.Authenticator
 	audit rampart.Auditor
 	now   func() time.Time
+
+	tenants sync.Map // tenant ID → rampart.Tenant
 }
 
 // New returns the service. now may be nil.
@@ -95,6 +98,20 @@ func missing(kind string) error {
 	return &rampart.Error{Code: rampart.CodeNotFound, Message: kind + " not found"}
 }
 
+// tenant returns a tenant through a small cache: tenants never change once
+// created, so the cache needs no invalidation.
+func (s *Service) tenant(ctx context.Context, id string) (rampart.Tenant, error) {
+	if v, ok := s.tenants.Load(id); ok {
+		return v.(rampart.Tenant), nil
+	}
+	t, err := s.store.GetTenant(ctx, id)
+	if err != nil {
+		return t, err
+	}
+	s.tenants.Store(id, t)
+	return t, nil
+}
+
 // Whoami returns the caller, its tenant and the key it used.
 func (s *Service) Whoami(ctx context.Context) (rampart.Principal, rampart.Tenant, error) {
 	c, ok := rampart.CallerFrom(ctx)
@@ -105,7 +122,7 @@ func (s *Service) Whoami(ctx context.Context) (rampart.Principal, rampart.Tenant
 	if !d.Allow {
 		return rampart.Principal{}, rampart.Tenant{}, d.Err("principal")
 	}
-	t, err := s.store.GetTenant(ctx, c.Principal.TenantID)
+	t, err := s.tenant(ctx, c.Principal.TenantID)
 	if err != nil {
 		return rampart.Principal{}, rampart.Tenant{}, err
 	}
@@ -281,6 +298,7 @@ func (s *Service) SetPrincipalDisabled(ctx context.Context, id string, disabled 
 	if err := s.store.SetPrincipalDisabled(ctx, id, disabled); err != nil {
 		return rampart.Principal{}, done(err)
 	}
+	s.authn.InvalidatePrincipal(id)
 	p.Disabled = disabled
 	return p, nil
 }
@@ -351,6 +369,7 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (rampart.APIKey, 
 	if err := s.store.RevokeAPIKey(ctx, keyID, now); err != nil {
 		return rampart.APIKey{}, done(err)
 	}
+	s.authn.InvalidateKey(keyID) // IAM-1: fails on its next request
 	k, err = s.store.GetAPIKey(ctx, keyID)
 	k.Hash = nil
 	return k, done(err)

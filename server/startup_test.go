@@ -265,4 +265,3 @@ func TestCanary(t *testing.T) {
 		t.Fatalf("scanned only %d files", files)
 	}
 }
-
