@@ -17,6 +17,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"sync"
 
 	"github.com/rampart-mlaas/rampart/ml/internal/parallel"
 )
@@ -79,6 +80,9 @@ type Model struct {
 	D         int
 	Base      []float64 // initial margin per output
 	Trees     [][]Node
+
+	once sync.Once
+	flat []flatTree
 }
 
 // Progress reports trees built and losses (validation loss is NaN without
@@ -139,15 +143,17 @@ func fitBinner(vals []float64, maxBin int) binner {
 
 type dataset struct {
 	n, d    int
-	bins    [][]uint8 // column-major
+	rows    []uint8 // row-major bins: histogram building reads one row's bins together
 	binners []binner
 	miss    []uint8 // per feature, the bin holding missing values (= its number of real bins)
 	offs    []int   // histogram offset (in bins) per feature
 	total   int     // total histogram bins
 }
 
+func (ds *dataset) bin(i, f int) uint8 { return ds.rows[i*ds.d+f] }
+
 func buildDataset(x []float64, n, d, maxBin int, rng *rand.Rand) *dataset {
-	ds := &dataset{n: n, d: d, bins: make([][]uint8, d), binners: make([]binner, d), miss: make([]uint8, d), offs: make([]int, d)}
+	ds := &dataset{n: n, d: d, rows: make([]uint8, n*d), binners: make([]binner, d), miss: make([]uint8, d), offs: make([]int, d)}
 	// Quantiles come from a fixed random sample of rows when n is large,
 	// as XGBoost's sketch does; the sample depends only on the seed.
 	sample := make([]int, 0, min(n, quantileSampleCap))
@@ -168,12 +174,14 @@ func buildDataset(x []float64, n, d, maxBin int, rng *rand.Rand) *dataset {
 			}
 		}
 		ds.binners[f] = fitBinner(vals, maxBin)
-		col := make([]uint8, n)
-		bn := &ds.binners[f]
-		for i := range n {
-			col[i] = bn.bin(x[i*d+f])
+	})
+	blocks := parallel.Blocks(n, 16384, 256)
+	parallel.Run(len(blocks), func(b int) {
+		for i := blocks[b][0]; i < blocks[b][1]; i++ {
+			for f := range d {
+				ds.rows[i*d+f] = ds.binners[f].bin(x[i*d+f])
+			}
 		}
-		ds.bins[f] = col
 	})
 	for f := range d {
 		ds.miss[f] = uint8(ds.binners[f].nbins())
@@ -252,13 +260,26 @@ func Fit(ctx context.Context, x []float64, n, d int, y []float64, k int, p Param
 			feats = feats[:max(1, int(p.ColsampleByTree*float64(d)))]
 			sort.Ints(feats)
 		}
+		var others []int // rows outside this round's sample: not in any leaf range
+		if len(rows) < n {
+			in := make([]bool, n)
+			for _, i := range rows {
+				in[i] = true
+			}
+			for i := range n {
+				if !in[i] {
+					others = append(others, i)
+				}
+			}
+		}
 		for o := range outputs {
 			tree, err := g.grow(rows, feats, gh[o])
 			if err != nil {
 				return nil, err
 			}
 			m.Trees = append(m.Trees, tree)
-			applyTree(ds, tree, margin, outputs, o)
+			g.applyLeaves(tree, margin, outputs, o)
+			applyTree(ds, tree, margin, outputs, o, others)
 		}
 		report := progress != nil && ((round+1)%10 == 0 || round+1 == p.NEstimators)
 		var trainLoss, validLoss = math.NaN(), math.NaN()
@@ -426,9 +447,13 @@ func meanLoss(obj Objective, outputs int, y, margin []float64, rows []int) float
 	return s / float64(len(rows))
 }
 
-// applyTree adds the tree's output to every row's margin, walking binned data.
-func applyTree(ds *dataset, tree []Node, margin []float64, outputs, o int) {
-	blocks := parallel.Blocks(ds.n, 8192, 64)
+// applyTree adds the tree's output to the margins of the given rows, walking
+// binned data.
+func applyTree(ds *dataset, tree []Node, margin []float64, outputs, o int, rows []int) {
+	if len(rows) == 0 {
+		return
+	}
+	blocks := parallel.Blocks(len(rows), 8192, 64)
 	// Split bins are recovered from thresholds once per tree.
 	splitBin := make([]uint8, len(tree))
 	for t, nd := range tree {
@@ -437,11 +462,11 @@ func applyTree(ds *dataset, tree []Node, margin []float64, outputs, o int) {
 		}
 	}
 	parallel.Run(len(blocks), func(b int) {
-		for i := blocks[b][0]; i < blocks[b][1]; i++ {
+		for _, i := range rows[blocks[b][0]:blocks[b][1]] {
 			t := int32(0)
 			for tree[t].Feature >= 0 {
 				nd := &tree[t]
-				bn := ds.bins[nd.Feature][i]
+				bn := ds.bin(i, int(nd.Feature))
 				if bn == ds.miss[nd.Feature] {
 					if nd.DefaultLeft {
 						t = nd.Left
@@ -482,6 +507,57 @@ func (m *Model) Margins(x, out []float64) {
 	}
 }
 
+// flatNode is the prediction-time form of a node. Leaves point to
+// themselves, so a fixed number of steps (the tree's depth) always ends on
+// the right leaf, which lets several rows walk one tree in lock-step.
+type flatNode struct {
+	thr     float64
+	feat    int32
+	child   [2]int32 // left, right
+	nanSide uint64   // child taken by a missing value
+}
+
+type flatTree struct {
+	nodes  []flatNode
+	values []float64
+	depth  int
+}
+
+func compile(tree []Node) flatTree {
+	ft := flatTree{nodes: make([]flatNode, len(tree)), values: make([]float64, len(tree))}
+	depth := make([]int, len(tree))
+	for t, nd := range tree {
+		if nd.Feature < 0 {
+			ft.nodes[t] = flatNode{thr: math.Inf(1), feat: 0, child: [2]int32{int32(t), int32(t)}}
+			ft.values[t] = nd.Value
+			continue
+		}
+		ft.nodes[t] = flatNode{thr: nd.Threshold, feat: nd.Feature, child: [2]int32{nd.Left, nd.Right}, nanSide: 1}
+		if nd.DefaultLeft {
+			ft.nodes[t].nanSide = 0
+		}
+		// Children come after parents (builder and decoder guarantee it).
+		depth[nd.Left] = depth[t] + 1
+		depth[nd.Right] = depth[t] + 1
+		ft.depth = max(ft.depth, depth[t]+1)
+	}
+	return ft
+}
+
+func (m *Model) compiled() []flatTree {
+	m.once.Do(func() {
+		m.flat = make([]flatTree, len(m.Trees))
+		for i, t := range m.Trees {
+			m.flat[i] = compile(t)
+		}
+	})
+	return m.flat
+}
+
+// lanes is how many rows walk a tree together; independent walks hide the
+// latency of each node load behind the others.
+const lanes = 8
+
 // PredictRows writes, for n rows of x, class probabilities (n×K, K=2 for
 // binary) or regression values (n×1) into out. It runs on the calling
 // goroutine; callers parallelise over row blocks.
@@ -491,24 +567,30 @@ func (m *Model) PredictRows(x []float64, n int, out []float64) {
 	for i := range n {
 		copy(mg[i*m.Outputs:], m.Base)
 	}
-	// Tree-major order keeps one tree in cache across the block.
-	for ti, tree := range m.Trees {
+	d := m.D
+	for ti, ft := range m.compiled() {
 		o := ti % m.Outputs
-		for i := range n {
-			row := x[i*m.D : (i+1)*m.D]
-			t := int32(0)
-			for tree[t].Feature >= 0 {
-				nd := &tree[t]
-				v := row[nd.Feature]
-				if v <= nd.Threshold {
-					t = nd.Left
-				} else if v > nd.Threshold || !nd.DefaultLeft {
-					t = nd.Right
-				} else {
-					t = nd.Left
+		nodes := ft.nodes
+		for base := 0; base < n; base += lanes {
+			cnt := min(lanes, n-base)
+			var pos [lanes]int32
+			for range ft.depth {
+				for k := range cnt {
+					nd := &nodes[pos[k]]
+					v := x[(base+k)*d+int(nd.feat)]
+					// Branch-free: the sign bit of thr-v is 1 exactly when
+					// v > thr (right). A data-dependent branch here would be
+					// mispredicted half the time.
+					side := math.Float64bits(nd.thr-v) >> 63
+					if v != v { // missing: the learned default direction (rare, predictable)
+						side = nd.nanSide
+					}
+					pos[k] = nd.child[side&1]
 				}
 			}
-			mg[i*m.Outputs+o] += tree[t].Value
+			for k := range cnt {
+				mg[(base+k)*m.Outputs+o] += ft.values[pos[k]]
+			}
 		}
 	}
 	for i := range n {

@@ -10,10 +10,17 @@ import (
 
 // grower builds one tree from gradient statistics.
 type grower struct {
-	ds  *dataset
-	p   Params
-	idx []int // rows, partitioned so each node owns a contiguous range
-	tmp []int
+	ds     *dataset
+	p      Params
+	idx    []int // rows, partitioned so each node owns a contiguous range
+	tmp    []int
+	leaves []leafRange
+}
+
+// leafRange is a leaf of the last grown tree and its rows in idx.
+type leafRange struct {
+	id         int32
+	start, end int
 }
 
 type frontierNode struct {
@@ -36,6 +43,7 @@ type split struct {
 // highest-gain splits of each level.
 func (g *grower) grow(rows, feats []int, gh []float64) ([]Node, error) {
 	g.idx = append(g.idx[:0], rows...)
+	g.leaves = g.leaves[:0]
 	if cap(g.tmp) < len(rows) {
 		g.tmp = make([]int, len(rows))
 	}
@@ -126,28 +134,80 @@ func (g *grower) setLeaf(tree []Node, nd *frontierNode) error {
 		return fmt.Errorf("gbdt leaf value: %w", ErrDiverged)
 	}
 	tree[nd.id] = Node{Feature: -1, Value: v}
+	g.leaves = append(g.leaves, leafRange{id: nd.id, start: nd.start, end: nd.end})
 	nd.hist = nil
 	return nil
 }
 
-// buildHists fills each node's histogram for the given features, one
-// (node, feature) pair per task; each task sums its rows in row order.
-func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
-	for _, nd := range nodes {
-		nd.hist = make([]float64, 2*g.ds.total)
-	}
-	nf := len(feats)
-	parallel.Run(len(nodes)*nf, func(t int) {
-		nd := nodes[t/nf]
-		f := feats[t%nf]
-		col := g.ds.bins[f]
-		h := nd.hist[2*g.ds.offs[f] : 2*(g.ds.offs[f]+int(g.ds.miss[f])+1)]
-		for _, r := range g.idx[nd.start:nd.end] {
-			b := int(col[r])
-			h[2*b] += gh[2*r]
-			h[2*b+1] += gh[2*r+1]
+// applyLeaves adds each leaf's value to the margins of the rows it holds:
+// the sampled rows need no tree walk.
+func (g *grower) applyLeaves(tree []Node, margin []float64, outputs, o int) {
+	parallel.Run(len(g.leaves), func(i int) {
+		lr := g.leaves[i]
+		v := tree[lr.id].Value
+		for _, r := range g.idx[lr.start:lr.end] {
+			margin[r*outputs+o] += v
 		}
 	})
+}
+
+// buildHists fills each node's histogram over all features. Work is split
+// into (node, row block) tasks whose boundaries depend only on the node's
+// size; each task reads whole rows of bins (one cache line for ≤ 64
+// features) and the partial histograms are added in block order, so the
+// result is the same on any number of cores (TRAIN-6).
+func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
+	type task struct {
+		node, lo, hi int
+		part         []float64
+	}
+	var tasks []task
+	for ni, nd := range nodes {
+		for _, b := range parallel.Blocks(nd.end-nd.start, 8192, 32) {
+			tasks = append(tasks, task{node: ni, lo: nd.start + b[0], hi: nd.start + b[1]})
+		}
+	}
+	size := 2 * g.ds.total
+	d := g.ds.d
+	all := len(feats) == d
+	parallel.Run(len(tasks), func(t int) {
+		tk := &tasks[t]
+		h := make([]float64, size)
+		offs := g.ds.offs
+		for _, r := range g.idx[tk.lo:tk.hi] {
+			gg, hh := gh[2*r], gh[2*r+1]
+			row := g.ds.rows[r*d : r*d+d]
+			if all {
+				for f, b := range row {
+					s := 2 * (offs[f] + int(b))
+					h[s] += gg
+					h[s+1] += hh
+				}
+			} else {
+				for _, f := range feats {
+					s := 2 * (offs[f] + int(row[f]))
+					h[s] += gg
+					h[s+1] += hh
+				}
+			}
+		}
+		tk.part = h
+	})
+	for _, nd := range nodes {
+		if nd.end == nd.start { // an empty child (min_child_weight = 0) has an all-zero histogram
+			nd.hist = make([]float64, size)
+		}
+	}
+	for _, tk := range tasks {
+		nd := nodes[tk.node]
+		if nd.hist == nil {
+			nd.hist = tk.part
+			continue
+		}
+		for i, v := range tk.part {
+			nd.hist[i] += v
+		}
+	}
 }
 
 func (g *grower) score(G, H float64) float64 { return G * G / (H + g.p.RegLambda) }
@@ -199,12 +259,12 @@ func (g *grower) bestSplit(nd *frontierNode, feats []int) split {
 // partition reorders the node's rows so left-going rows come first, keeping
 // the relative order of each side (which keeps later sums deterministic).
 func (g *grower) partition(nd *frontierNode, s split) int {
-	col := g.ds.bins[s.feature]
-	miss := g.ds.miss[s.feature]
+	f, d := s.feature, g.ds.d
+	miss := g.ds.miss[f]
 	b := uint8(s.bin)
 	w, t := nd.start, 0
 	for _, r := range g.idx[nd.start:nd.end] {
-		v := col[r]
+		v := g.ds.rows[r*d+f]
 		left := v <= b
 		if v == miss {
 			left = s.defaultLeft
