@@ -157,3 +157,20 @@ func TestInvariants(t *testing.T) {
 		t.Error("unknown role allowed")
 	}
 }
+
+// TestDocs keeps docs/authz.md generated from the table.
+func TestDocs(t *testing.T) {
+	p := filepath.Join("..", "docs", "authz.md")
+	if *update {
+		if err := os.WriteFile(p, []byte(Markdown()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != Markdown() {
+		t.Fatal("docs/authz.md is stale: run go test ./authz -run TestDocs -update")
+	}
+}
