@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,4 +152,80 @@ func TestQuickstartOnce(t *testing.T) {
 		t.Fatalf("rerun shows other keys:\n%s", out2)
 	}
 	t.Logf("quickstart twice in %s", time.Since(start))
+}
+
+// TestServeLifecycle starts the real binary: first start prints the operator
+// key once, the server answers, SIGTERM shuts it down gracefully (exit 0),
+// and the second start prints no key.
+func TestServeLifecycle(t *testing.T) {
+	bin := buildBinary(t)
+	data := filepath.Join(t.TempDir(), "d")
+	start := func() (*exec.Cmd, *bytes.Buffer, string) {
+		port := freePort(t)
+		cmd := exec.Command(bin, "serve", "--data", data, "--addr", "127.0.0.1:"+port, "--log-level", "warn")
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		url := "http://127.0.0.1:" + port
+		for i := 0; ; i++ {
+			resp, err := http.Get(url + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if i > 100 {
+				cmd.Process.Kill()
+				t.Fatalf("server did not come up: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return cmd, &out, url
+	}
+	stop := func(cmd *exec.Cmd) {
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("exit after SIGTERM: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("no graceful shutdown within 10 s")
+		}
+	}
+	cmd, out, url := start()
+	key, err := os.ReadFile(filepath.Join(data, "operator.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cli{t, bin, []string{"RAMPART_CONFIG_DIR=" + t.TempDir(), "RAMPART_SERVER=" + url, "RAMPART_KEY=" + strings.TrimSpace(string(key))}}
+	if !strings.Contains(c.ok("whoami"), "operator") {
+		t.Fatal("operator key does not work")
+	}
+	stop(cmd)
+	if strings.Count(out.String(), strings.TrimSpace(string(key))) != 1 {
+		t.Fatalf("first start should print the key once:\n%s", out.String())
+	}
+	cmd, out, _ = start()
+	stop(cmd)
+	if strings.Contains(out.String(), "rmp_") {
+		t.Fatalf("second start printed a key:\n%s", out.String())
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, p, _ := net.SplitHostPort(l.Addr().String())
+	return p
 }
