@@ -15,6 +15,23 @@ type grower struct {
 	idx    []int // rows, partitioned so each node owns a contiguous range
 	tmp    []int
 	leaves []leafRange
+	pool   [][]float64 // released histogram buffers, reused to spare the GC
+}
+
+func (g *grower) getHist() []float64 {
+	if k := len(g.pool); k > 0 {
+		h := g.pool[k-1]
+		g.pool = g.pool[:k-1]
+		clear(h)
+		return h
+	}
+	return make([]float64, 2*g.ds.total)
+}
+
+func (g *grower) putHist(h []float64) {
+	if h != nil {
+		g.pool = append(g.pool, h)
+	}
 }
 
 // leafRange is a leaf of the last grown tree and its rows in idx.
@@ -98,11 +115,12 @@ func (g *grower) grow(rows, feats []int, gh []float64) ([]Node, error) {
 		}
 		g.buildHists(small, feats, gh)
 		for j, big := range larger {
+			// The parent's buffer becomes the larger child's: in place.
 			ph, sh := parents[j].hist, small[j].hist
-			big.hist = make([]float64, len(ph))
 			for t := range ph {
-				big.hist[t] = ph[t] - sh[t]
+				ph[t] -= sh[t]
 			}
+			big.hist = ph
 			parents[j].hist = nil
 		}
 		// Nodes of this level that did not split become leaves.
@@ -135,6 +153,7 @@ func (g *grower) setLeaf(tree []Node, nd *frontierNode) error {
 	}
 	tree[nd.id] = Node{Feature: -1, Value: v}
 	g.leaves = append(g.leaves, leafRange{id: nd.id, start: nd.start, end: nd.end})
+	g.putHist(nd.hist)
 	nd.hist = nil
 	return nil
 }
@@ -164,15 +183,14 @@ func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
 	var tasks []task
 	for ni, nd := range nodes {
 		for _, b := range parallel.Blocks(nd.end-nd.start, 8192, 32) {
-			tasks = append(tasks, task{node: ni, lo: nd.start + b[0], hi: nd.start + b[1]})
+			tasks = append(tasks, task{node: ni, lo: nd.start + b[0], hi: nd.start + b[1], part: g.getHist()})
 		}
 	}
-	size := 2 * g.ds.total
 	d := g.ds.d
 	all := len(feats) == d
 	parallel.Run(len(tasks), func(t int) {
 		tk := &tasks[t]
-		h := make([]float64, size)
+		h := tk.part
 		offs := g.ds.offs
 		for _, r := range g.idx[tk.lo:tk.hi] {
 			gg, hh := gh[2*r], gh[2*r+1]
@@ -191,11 +209,10 @@ func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
 				}
 			}
 		}
-		tk.part = h
 	})
 	for _, nd := range nodes {
 		if nd.end == nd.start { // an empty child (min_child_weight = 0) has an all-zero histogram
-			nd.hist = make([]float64, size)
+			nd.hist = g.getHist()
 		}
 	}
 	for _, tk := range tasks {
@@ -207,6 +224,7 @@ func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
 		for i, v := range tk.part {
 			nd.hist[i] += v
 		}
+		g.putHist(tk.part)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/rampart-mlaas/rampart/ml/internal/parallel"
@@ -151,6 +153,60 @@ func (m *Model) ExampleLoss(x []float64, y int, g []float64) float64 {
 	return loss
 }
 
+// accumulate adds the loss gradients of rows [lo, hi) into g (laid out as
+// [W, B]) and returns their summed loss. The two products X·Wᵀ and Rᵀ·X go
+// through gonum's BLAS (SIMD kernels); each output element is summed in a
+// fixed order, so the result does not depend on scheduling (TRAIN-6).
+func (m *Model) accumulate(x []float64, y []int, lo, hi int, g []float64) float64 {
+	d, k, nb := m.D, m.Rows, hi-lo
+	xb := blas64.General{Rows: nb, Cols: d, Stride: d, Data: x[lo*d : hi*d]}
+	w := blas64.General{Rows: k, Cols: d, Stride: d, Data: m.W}
+	z := blas64.General{Rows: nb, Cols: k, Stride: k, Data: make([]float64, nb*k)}
+	for i := range nb {
+		copy(z.Data[i*k:(i+1)*k], m.B)
+	}
+	blas64.Gemm(blas.NoTrans, blas.Trans, 1, xb, w, 1, z)
+	var loss float64
+	r := z.Data // overwritten in place by the residual p - onehot(y)
+	for i := range nb {
+		row := r[i*k : (i+1)*k]
+		yi := y[lo+i]
+		if k == 1 {
+			zz := row[0]
+			if yi == 1 {
+				loss += softplus(-zz)
+				row[0] = Sigmoid(zz) - 1
+			} else {
+				loss += softplus(zz)
+				row[0] = Sigmoid(zz)
+			}
+			continue
+		}
+		mx := row[0]
+		for _, v := range row[1:] {
+			mx = max(mx, v)
+		}
+		var s float64
+		for _, v := range row {
+			s += math.Exp(v - mx)
+		}
+		lse := mx + math.Log(s)
+		loss += lse - row[yi]
+		for c, v := range row {
+			row[c] = math.Exp(v - lse)
+		}
+		row[yi]--
+	}
+	gw := blas64.General{Rows: k, Cols: d, Stride: d, Data: g[:k*d]}
+	blas64.Gemm(blas.Trans, blas.NoTrans, 1, z, xb, 1, gw)
+	for i := range nb {
+		for c := range k {
+			g[k*d+c] += r[i*k+c]
+		}
+	}
+	return loss
+}
+
 // params flattens [W, B] into one vector (and back) for the optimisers.
 func (m *Model) params() []float64 { return append(append([]float64{}, m.W...), m.B...) }
 
@@ -184,7 +240,7 @@ func FitLogistic(ctx context.Context, x []float64, n, d int, y []int, k int, p P
 		p.Tol = 1e-4
 	}
 	m := NewLogistic(d, k)
-	blocks := parallel.Blocks(n, 1024, 64)
+	blocks := parallel.Blocks(n, 512, 64)
 	np := m.NumParams()
 	partG := make([][]float64, len(blocks))
 	partL := make([]float64, len(blocks))
@@ -200,15 +256,7 @@ func FitLogistic(ctx context.Context, x []float64, n, d int, y []int, k int, p P
 		parallel.Run(len(blocks), func(b int) {
 			g := partG[b]
 			clear(g)
-			eg := make([]float64, np)
-			var l float64
-			for i := blocks[b][0]; i < blocks[b][1]; i++ {
-				l += work.ExampleLoss(x[i*d:(i+1)*d], y[i], eg)
-				for t, v := range eg {
-					g[t] += v
-				}
-			}
-			partL[b] = l
+			partL[b] = work.accumulate(x, y, blocks[b][0], blocks[b][1], g)
 		})
 		var loss float64
 		if grad != nil {
