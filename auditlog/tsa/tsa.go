@@ -10,6 +10,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
@@ -99,10 +100,23 @@ func (c *Client) Timestamp(ctx context.Context, digest []byte) ([]byte, error) {
 // embeds, its message imprint must be SHA-256 = digest, and when roots is not
 // nil the signer must chain to one of them with the time-stamping extended
 // key usage, valid at the token's time.
-func Verify(token, digest []byte, roots *x509.CertPool) (Info, error) {
+func Verify(token, digest []byte, roots *x509.CertPool) (info Info, err error) {
 	if len(token) == 0 || len(token) > MaxTokenSize {
 		return Info{}, fmt.Errorf("tsa: %w: empty or larger than %d bytes", ErrInvalid, MaxTokenSize)
 	}
+	// The token must be exactly one DER element, nothing after it.
+	var outer asn1.RawValue
+	if rest, err := asn1.Unmarshal(token, &outer); err != nil || len(rest) > 0 {
+		return Info{}, fmt.Errorf("tsa: %w: not a single DER element", ErrInvalid)
+	}
+	// github.com/digitorus/pkcs7's BER reader panics on some malformed input
+	// (found by FuzzVerify); tokens come from untrusted exports, so a panic
+	// there is turned into a verification failure.
+	defer func() {
+		if r := recover(); r != nil {
+			info, err = Info{}, fmt.Errorf("tsa: %w: malformed CMS structure", ErrInvalid)
+		}
+	}()
 	// timestamp.Parse checks the CMS signature with the embedded certificate.
 	ts, err := timestamp.Parse(token)
 	if err != nil {
