@@ -1,0 +1,455 @@
+// Package executor runs one training job in a separate, confined OS process
+// (TEN-2): the same binary re-executed as a hidden internal command, fed its
+// spec and decrypted data over a stdin pipe, returning progress and the
+// artifact over a stdout pipe in length-prefixed frames.
+//
+// The parent applies, as far as the kernel allows, and reports which it
+// got: a fresh network, IPC and UTS namespace; a distinct unprivileged uid
+// per running job; an empty environment and an empty private working
+// directory; address-space, CPU-time and process-count limits; a seccomp
+// filter (installed by the child before it reads any input) that kills the
+// job on network, process-creation, exec and privilege system calls; and a
+// wall-clock limit the parent enforces by killing the process group.
+// docs/isolation.md says what this does and does not protect against.
+package executor
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// FailureKind classifies why a run failed.
+type FailureKind string
+
+// Failure kinds. Only Crash is worth retrying: the others are properties of
+// the job and would fail again.
+const (
+	FailLimit     FailureKind = "limit"     // memory, CPU time or wall clock (TRAIN-4)
+	FailViolation FailureKind = "violation" // forbidden system call (TEN-2)
+	FailDiverged  FailureKind = "diverged"  // NaN/Inf loss (TRAIN-4)
+	FailInvalid   FailureKind = "invalid"   // parameters or data unusable for the algorithm
+	FailCancelled FailureKind = "cancelled"
+	FailCrash     FailureKind = "crash" // the worker died without saying why
+)
+
+// Failure is the error Run returns when the job (not the platform) failed.
+// Reason is safe to show to the job's owner.
+type Failure struct {
+	Kind   FailureKind
+	Reason string
+	// Isolation lists what the failed run got (TEN-2).
+	Isolation []string
+}
+
+func (f *Failure) Error() string { return string(f.Kind) + ": " + f.Reason }
+
+// Retryable reports whether running the same job again might succeed.
+func (f *Failure) Retryable() bool { return f.Kind == FailCrash }
+
+// Limits bound one run.
+type Limits struct {
+	MemoryBytes int64         // address space (RLIMIT_AS)
+	CPUSeconds  int           // RLIMIT_CPU
+	Wall        time.Duration // enforced by the parent
+	Processes   int           // RLIMIT_NPROC (threads count) for the job's uid
+}
+
+// Config configures an Executor.
+type Config struct {
+	// Command is the worker command: binary and arguments. Default: this
+	// executable with "internal train-worker".
+	Command []string
+	// UIDBase is the first uid given to jobs; job i of those running at
+	// once runs as UIDBase+i. Default: a random multiple of 4096 in
+	// [3e9, 4e9), where no users exist, so that two executors on one host
+	// (two servers, or tests) do not share uids.
+	UIDBase uint32
+	Log     *slog.Logger
+}
+
+// Executor starts confined training processes.
+type Executor struct {
+	cfg     Config
+	path    string
+	args    []string
+	stage   string // private dir holding the staged worker binary
+	root    bool
+	mu      sync.Mutex
+	uids    map[uint32]bool
+	nsFlags uintptr // namespaces that work here, learnt on first start
+	nsKnown bool
+}
+
+// New prepares an executor. As root it stages the worker binary in a
+// directory the job uids can traverse (the original may sit in a private
+// directory, like a test binary), so the child can run as an unprivileged uid.
+func New(cfg Config) (*Executor, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.UIDBase == 0 {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		cfg.UIDBase = 3_000_000_000 + (binary.BigEndian.Uint32(b[:])%1_000_000_000)&^4095
+	}
+	if len(cfg.Command) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("executor: find own binary: %w", err)
+		}
+		cfg.Command = []string{exe, "internal", "train-worker"}
+	}
+	e := &Executor{cfg: cfg, path: cfg.Command[0], args: cfg.Command[1:], uids: map[uint32]bool{}, root: os.Geteuid() == 0}
+	if e.root {
+		dir, err := os.MkdirTemp("", "rampart-worker-")
+		if err != nil {
+			return nil, fmt.Errorf("executor: stage worker: %w", err)
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("executor: stage worker: %w", err)
+		}
+		dst := filepath.Join(dir, "rampart-train-worker")
+		if err := stageBinary(e.path, dst); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("executor: stage worker: %w", err)
+		}
+		e.stage, e.path = dir, dst
+	}
+	return e, nil
+}
+
+// stageBinary hard-links src to dst, or copies it when linking fails.
+func stageBinary(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return os.Chmod(dst, 0o755)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// Close removes the staged binary.
+func (e *Executor) Close() error {
+	if e.stage != "" {
+		return os.RemoveAll(e.stage)
+	}
+	return nil
+}
+
+// Result is a successful run.
+type Result struct {
+	Artifact  []byte
+	Metrics   map[string]float64
+	DPEpsilon float64
+	DPDelta   float64
+	// Isolation lists what the run actually got (TEN-2).
+	Isolation []string
+}
+
+func (e *Executor) takeUID() uint32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := uint32(0); ; i++ {
+		if !e.uids[e.cfg.UIDBase+i] {
+			e.uids[e.cfg.UIDBase+i] = true
+			return e.cfg.UIDBase + i
+		}
+	}
+}
+
+func (e *Executor) dropUID(u uint32) {
+	e.mu.Lock()
+	delete(e.uids, u)
+	e.mu.Unlock()
+}
+
+const allNS = syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
+
+// start starts a command built by build, falling back to fewer namespaces
+// where the kernel (or a container) refuses them; what worked is remembered.
+func (e *Executor) start(build func(flags uintptr) *exec.Cmd) (*exec.Cmd, uintptr, error) {
+	e.mu.Lock()
+	known, flags := e.nsKnown, e.nsFlags
+	e.mu.Unlock()
+	if known {
+		cmd := build(flags)
+		return cmd, flags, cmd.Start()
+	}
+	attempts := []uintptr{allNS, syscall.CLONE_NEWNET, 0}
+	if !e.root {
+		attempts = []uintptr{syscall.CLONE_NEWUSER | allNS, syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET, 0}
+	}
+	var err error
+	for _, f := range attempts {
+		cmd := build(f)
+		if f&syscall.CLONE_NEWUSER != 0 {
+			cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+			cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		}
+		if err = cmd.Start(); err == nil {
+			e.mu.Lock()
+			e.nsKnown, e.nsFlags = true, f
+			e.mu.Unlock()
+			if f != attempts[0] {
+				e.cfg.Log.Warn("executor: some namespaces are unavailable; jobs get less isolation", "flags", f)
+			}
+			return cmd, f, nil
+		}
+		if !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOSPC) {
+			return nil, 0, err
+		}
+	}
+	return nil, 0, err
+}
+
+// Run trains one job in a confined child. data is the job's decrypted
+// training data (CSV); progress is called for every report. A job-caused
+// failure is a *Failure; any other error is the platform's.
+func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limits, progress func(Progress)) (*Result, error) {
+	if lim.MemoryBytes <= 0 {
+		lim.MemoryBytes = 2 << 30
+	}
+	if lim.CPUSeconds <= 0 {
+		lim.CPUSeconds = 3600
+	}
+	if lim.Wall <= 0 {
+		lim.Wall = time.Hour
+	}
+	if lim.Processes <= 0 {
+		lim.Processes = 256
+	}
+	spec.MemoryBytes = lim.MemoryBytes
+	var iso []string
+	uid := uint32(0)
+	work, err := os.MkdirTemp("", "rampart-job-")
+	if err != nil {
+		return nil, fmt.Errorf("executor: work dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if e.root {
+		uid = e.takeUID()
+		defer e.dropUID(uid)
+		if err := os.Chown(work, int(uid), int(uid)); err != nil {
+			return nil, fmt.Errorf("executor: work dir: %w", err)
+		}
+		attr.Credential = &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}
+		iso = append(iso, "uid:"+strconv.FormatUint(uint64(uid), 10))
+	}
+	runCtx, cancelRun := context.WithTimeout(ctx, lim.Wall)
+	defer cancelRun()
+	var stdin io.WriteCloser
+	var stdout io.ReadCloser
+	var stderr tailBuffer
+	var perr error
+	build := func(flags uintptr) *exec.Cmd {
+		cmd := exec.CommandContext(runCtx, e.path, e.args...)
+		cmd.Env = []string{}
+		cmd.Dir = work
+		a := *attr
+		a.Cloneflags = flags
+		cmd.SysProcAttr = &a
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = 2 * time.Second
+		cmd.Stderr = &stderr
+		if stdin, perr = cmd.StdinPipe(); perr == nil {
+			stdout, perr = cmd.StdoutPipe()
+		}
+		return cmd
+	}
+	cmd, flags, err := e.start(build)
+	if perr != nil {
+		return nil, perr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("executor: start worker: %w", err)
+	}
+	for _, ns := range []struct {
+		f    uintptr
+		name string
+	}{{syscall.CLONE_NEWUSER, "userns"}, {syscall.CLONE_NEWNET, "netns"}, {syscall.CLONE_NEWIPC, "ipcns"}, {syscall.CLONE_NEWUTS, "utsns"}} {
+		if flags&ns.f != 0 {
+			iso = append(iso, ns.name)
+		}
+	}
+	// The limits travel in the spec; the child sets them on itself before
+	// it reads any data and before its seccomp filter forbids changing them
+	// (the parent cannot prlimit a process of another uid without
+	// CAP_SYS_RESOURCE, which containers often lack).
+	spec.CPUSeconds, spec.Processes = lim.CPUSeconds, lim.Processes
+	iso = append(iso, "rlimit_as", "rlimit_cpu", "rlimit_nproc")
+	if seccompAvailable {
+		iso = append(iso, "seccomp")
+	}
+	iso = append(iso, "empty_env", "private_workdir", "wall_clock")
+
+	// Feed spec and data; a child that dies early makes this fail, which
+	// the exit status explains.
+	go func() {
+		defer stdin.Close()
+		if err := writeJSONFrame(stdin, frameSpec, spec); err != nil {
+			return
+		}
+		buf := make([]byte, dataChunk)
+		for {
+			n, rerr := io.ReadFull(data, buf)
+			if n > 0 {
+				if err := writeFrame(stdin, frameData, buf[:n]); err != nil {
+					return
+				}
+			}
+			if rerr != nil {
+				break
+			}
+		}
+		_ = writeFrame(stdin, frameEnd, nil)
+	}()
+
+	res := &Result{Isolation: iso}
+	var childErr *errorMsg
+	gotResult, gotArtifact := false, false
+	var protoErr error
+	for {
+		typ, b, err := readFrame(stdout)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				protoErr = err
+			}
+			break
+		}
+		switch typ {
+		case frameProgress:
+			var p Progress
+			if json.Unmarshal(b, &p) == nil && progress != nil {
+				progress(p)
+			}
+		case frameResult:
+			var r resultMsg
+			if err := json.Unmarshal(b, &r); err != nil {
+				protoErr = err
+			}
+			res.Metrics, res.DPEpsilon, res.DPDelta = r.Metrics, r.DPEpsilon, r.DPDelta
+			gotResult = true
+		case frameArtifact:
+			res.Artifact = b
+			gotArtifact = true
+		case frameError:
+			var m errorMsg
+			if err := json.Unmarshal(b, &m); err != nil {
+				protoErr = err
+			}
+			childErr = &m
+		default:
+			protoErr = fmt.Errorf("%w: unexpected type %q", errFrame, typ)
+		}
+		if protoErr != nil {
+			break
+		}
+	}
+	if protoErr != nil {
+		_ = cmd.Cancel()
+	}
+	waitErr := cmd.Wait()
+	st := cmd.ProcessState
+	switch {
+	case ctx.Err() != nil:
+		return nil, &Failure{Isolation: iso, Kind: FailCancelled, Reason: "cancelled"}
+	case runCtx.Err() != nil:
+		return nil, &Failure{Isolation: iso, Kind: FailLimit, Reason: fmt.Sprintf("wall-clock limit of %s exceeded", lim.Wall)}
+	}
+	if st != nil {
+		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			cpu := st.UserTime() + st.SystemTime()
+			switch {
+			case ws.Signal() == syscall.SIGSYS:
+				return nil, &Failure{Isolation: iso, Kind: FailViolation, Reason: "isolation violation: the job made a forbidden system call (network, process creation, exec or privilege change) and was stopped"}
+			case ws.Signal() == syscall.SIGXCPU || (ws.Signal() == syscall.SIGKILL && cpu >= time.Duration(lim.CPUSeconds)*time.Second):
+				return nil, &Failure{Isolation: iso, Kind: FailLimit, Reason: fmt.Sprintf("CPU-time limit of %ds exceeded", lim.CPUSeconds)}
+			}
+		}
+	}
+	if tail := stderr.String(); strings.Contains(tail, "out of memory") || strings.Contains(tail, "cannot allocate memory") {
+		return nil, &Failure{Isolation: iso, Kind: FailLimit, Reason: fmt.Sprintf("memory limit of %d MiB exceeded", lim.MemoryBytes>>20)}
+	}
+	if strings.Contains(stderr.String(), "newosproc") || strings.Contains(stderr.String(), "resource temporarily unavailable") {
+		return nil, &Failure{Isolation: iso, Kind: FailLimit, Reason: fmt.Sprintf("process/thread limit of %d exceeded", lim.Processes)}
+	}
+	if childErr != nil {
+		switch childErr.Kind {
+		case kindDiverged:
+			return nil, &Failure{Isolation: iso, Kind: FailDiverged, Reason: "training diverged: the loss became NaN or infinite; lower the learning rate or check the data (" + trimReason(childErr.Message) + ")"}
+		case kindDenied:
+			return nil, &Failure{Isolation: iso, Kind: FailViolation, Reason: "isolation violation: access denied (" + trimReason(childErr.Message) + ")"}
+		case kindInvalid:
+			return nil, &Failure{Isolation: iso, Kind: FailInvalid, Reason: trimReason(childErr.Message)}
+		}
+		return nil, &Failure{Isolation: iso, Kind: FailCrash, Reason: "worker error: " + trimReason(childErr.Message)}
+	}
+	if protoErr != nil {
+		return nil, &Failure{Isolation: iso, Kind: FailViolation, Reason: "the worker broke the frame protocol and was stopped"}
+	}
+	if waitErr != nil || !gotResult || !gotArtifact {
+		e.cfg.Log.Warn("executor: worker died", "err", waitErr, "stderr", stderr.String())
+		return nil, &Failure{Isolation: iso, Kind: FailCrash, Reason: fmt.Sprintf("the worker process ended unexpectedly (%v)", waitErr)}
+	}
+	return res, nil
+}
+
+func trimReason(s string) string {
+	if len(s) > 500 {
+		s = s[:500] + "…"
+	}
+	return s
+}
+
+// tailBuffer keeps the last 64 KiB written to it (a child's stderr).
+type tailBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b.Write(p)
+	if t.b.Len() > 64<<10 {
+		rest := t.b.Bytes()[t.b.Len()-32<<10:]
+		nb := bytes.Clone(rest)
+		t.b.Reset()
+		t.b.Write(nb)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.b.String()
+}

@@ -1,0 +1,154 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/rampart-mlaas/rampart"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// queueName is River's queue for training jobs; its MaxWorkers is the
+// number of worker slots.
+const queueName = "training"
+
+// trainArgs is the River job: only the job ID, everything else is in the
+// jobs table.
+type trainArgs struct {
+	JobID string `json:"job_id"`
+}
+
+func (trainArgs) Kind() string { return "rampart.train" }
+
+type trainWorker struct {
+	river.WorkerDefaults[trainArgs]
+	s *Service
+}
+
+// Timeout: the job's own wall-clock limit is enforced by the executor;
+// River's default one-minute timeout must not cut training short.
+func (w *trainWorker) Timeout(*river.Job[trainArgs]) time.Duration { return -1 }
+
+func (w *trainWorker) Work(ctx context.Context, j *river.Job[trainArgs]) error {
+	return w.s.run(ctx, j.Args.JobID, j.Attempt, j.MaxAttempts)
+}
+
+// fixedRetry retries crashed jobs after a constant, short delay.
+type fixedRetry struct{ d time.Duration }
+
+func (r fixedRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(r.d) }
+
+// queue is River over the metadata database (TRAIN-5): leases are River's
+// running rows, retries its attempts, worker slots its MaxWorkers.
+type queue struct {
+	s      *Service
+	driver *riversqlite.Driver
+	client *river.Client[*sql.Tx]
+}
+
+func newQueue(s *Service) (*queue, error) {
+	drv := riversqlite.New(s.d.DB)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &trainWorker{s: s})
+	c, err := river.NewClient(drv, &river.Config{
+		Queues:            map[string]river.QueueConfig{queueName: {MaxWorkers: s.cfg.Slots}},
+		Workers:           workers,
+		FetchCooldown:     10 * time.Millisecond,
+		FetchPollInterval: s.cfg.PollInterval,
+		RetryPolicy:       fixedRetry{s.cfg.RetryDelay},
+		// A job River sees running longer than this is rescued (another
+		// process died holding it): beyond the largest wall-clock limit.
+		RescueStuckJobsAfter: (MaxSeconds + 600) * time.Second,
+		Logger:               s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: river client: %w", err)
+	}
+	return &queue{s: s, driver: drv, client: c}, nil
+}
+
+func (q *queue) enqueuer(jobID string) func(*sql.Tx) error {
+	return func(tx *sql.Tx) error {
+		_, err := q.client.InsertTx(context.Background(), tx, trainArgs{JobID: jobID},
+			&river.InsertOpts{Queue: queueName, MaxAttempts: q.s.cfg.MaxAttempts})
+		return err
+	}
+}
+
+// wake is a no-op: inserts inside a transaction cannot trigger River's
+// producer, which polls every PollInterval instead.
+func (q *queue) wake() {}
+
+func (q *queue) start(ctx context.Context) error {
+	m, err := rivermigrate.New(q.driver, nil)
+	if err != nil {
+		return fmt.Errorf("jobs: river migrator: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("jobs: river migrations: %w", err)
+	}
+	if err := q.recover(ctx); err != nil {
+		return err
+	}
+	if err := q.client.Start(ctx); err != nil {
+		return fmt.Errorf("jobs: start workers: %w", err)
+	}
+	return nil
+}
+
+// recover handles jobs a crashed server left running (TRAIN-5). The
+// embedded server owns its data directory, so at start no other process can
+// be working on them: each is made available again at once while it has
+// attempts left, else discarded and its job failed with the reason.
+func (q *queue) recover(ctx context.Context) error {
+	exec := q.driver.GetExecutor()
+	now := time.Now().UTC()
+	stuck, err := exec.JobGetStuck(ctx, &riverdriver.JobGetStuckParams{Max: 100_000, StuckHorizon: now.Add(time.Second)})
+	if err != nil {
+		return fmt.Errorf("jobs: find orphaned jobs: %w", err)
+	}
+	if len(stuck) == 0 {
+		return nil
+	}
+	p := &riverdriver.JobRescueManyParams{StuckHorizon: now.Add(time.Second)}
+	var failed []string
+	for _, j := range stuck {
+		ae, _ := json.Marshal(rivertype.AttemptError{At: now, Attempt: j.Attempt,
+			Error: "the server stopped while the job was running"})
+		p.ID = append(p.ID, j.ID)
+		p.Error = append(p.Error, ae)
+		p.ScheduledAt = append(p.ScheduledAt, now)
+		if j.Attempt >= j.MaxAttempts {
+			p.State = append(p.State, string(rivertype.JobStateDiscarded))
+			p.FinalizedAt = append(p.FinalizedAt, &now)
+			var a trainArgs
+			if json.Unmarshal(j.EncodedArgs, &a) == nil && a.JobID != "" {
+				failed = append(failed, a.JobID)
+			}
+		} else {
+			p.State = append(p.State, string(rivertype.JobStateAvailable))
+			p.FinalizedAt = append(p.FinalizedAt, nil)
+		}
+	}
+	if _, err := exec.JobRescueMany(ctx, p); err != nil {
+		return fmt.Errorf("jobs: rescue orphaned jobs: %w", err)
+	}
+	for _, id := range failed {
+		if _, err := q.s.finish(ctx, id, rampart.JobFailed, fmt.Sprintf("the server stopped during training %d times; giving up", q.s.cfg.MaxAttempts), nil); err != nil {
+			return err
+		}
+	}
+	q.s.log.Info("jobs: recovered jobs orphaned by a crash", "retried", len(stuck)-len(failed), "failed", len(failed))
+	return nil
+}
+
+func (q *queue) stop(ctx context.Context) error {
+	return q.client.StopAndCancel(ctx)
+}

@@ -1,0 +1,212 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/barrier"
+	"github.com/rampart-mlaas/rampart/executor"
+	"github.com/rampart-mlaas/rampart/ml"
+)
+
+// progressEvery throttles stored progress events per job; the first one
+// is always stored at once.
+const progressEvery = 100 * time.Millisecond
+
+// run executes one attempt of a job. It returns nil when the job reached a
+// final state (or already had one) and an error only when the attempt
+// should be retried by the queue (TRAIN-5).
+func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) error {
+	// Store writes outlive a cancelled attempt (shutdown), so that state and
+	// events stay consistent.
+	wctx := context.WithoutCancel(ctx)
+	j, err := s.d.Store.GetJob(wctx, id)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", id, err)
+	}
+	if j.State.Final() {
+		return nil
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.running[id] = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, id)
+		s.mu.Unlock()
+	}()
+
+	started := s.now().UTC()
+	j, ev, err := s.d.Store.UpdateJob(wctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
+		if j.State.Final() {
+			return nil, false
+		}
+		t, msg := rampart.EventRunning, ""
+		if attempt > 1 {
+			t, msg = rampart.EventRetrying, fmt.Sprintf("attempt %d of %d after the previous one was interrupted", attempt, maxAttempts)
+		}
+		j.State, j.Attempt, j.StartedAt = rampart.JobRunning, attempt, &started
+		j.Progress = rampart.JobProgress{}
+		return &rampart.JobEvent{Time: started, Type: t, Attempt: attempt, Message: msg}, true
+	})
+	if err != nil {
+		return fmt.Errorf("job %s: %w", id, err)
+	}
+	if ev == nil {
+		return nil
+	}
+	s.publish(*ev)
+
+	fail := func(reason string) error {
+		_, err := s.finish(wctx, id, rampart.JobFailed, reason, nil)
+		return err
+	}
+	// The job runs as its creator: a disabled principal or a revoked grant
+	// stops it before any data is read (DATA-7).
+	p, err := s.d.Store.GetPrincipal(wctx, j.CreatedBy)
+	if err != nil || p.Disabled {
+		return fail("the principal who submitted the job is no longer active")
+	}
+	actx := rampart.WithCaller(runCtx, rampart.Caller{Principal: p, RequestID: "job:" + id})
+	td, err := s.d.Datasets.OpenForTraining(actx, j.Spec.DatasetID, j.Spec.DatasetVersion)
+	if err != nil {
+		if runCtx.Err() != nil {
+			return s.interrupted(wctx, id, attempt, maxAttempts, runCtx.Err())
+		}
+		code := rampart.ErrorCode(err)
+		if code == rampart.CodeUnavailable {
+			return s.retryOrFail(wctx, id, attempt, maxAttempts, "dataset service unavailable", err)
+		}
+		return fail("cannot read the training data: " + errString(err))
+	}
+	defer td.Close()
+	// DATA-3: the version trained on is the one admitted, byte for byte.
+	if td.Digest != j.DatasetDigest {
+		return fail("the dataset version's digest changed since the job was admitted")
+	}
+
+	var lastStored time.Time
+	progress := func(pr executor.Progress) {
+		now := s.now().UTC()
+		if !lastStored.IsZero() && now.Sub(lastStored) < progressEvery && pr.Stage != "done" {
+			return
+		}
+		lastStored = now
+		_, ev, err := s.d.Store.UpdateJob(wctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
+			if j.State != rampart.JobRunning || j.Attempt != attempt {
+				return nil, false
+			}
+			j.Progress = rampart.JobProgress{Stage: pr.Stage, Step: pr.Step, Total: pr.Total, Loss: pr.Loss}
+			return &rampart.JobEvent{Time: now, Type: rampart.EventProgress, Attempt: attempt, Stage: pr.Stage,
+				Step: pr.Step, Total: pr.Total, Loss: pr.Loss}, true
+		})
+		if err == nil && ev != nil {
+			s.publish(*ev)
+		}
+	}
+	spec := executor.Spec{Algorithm: j.Spec.Algorithm, Task: j.Spec.Task, Target: j.Spec.Target, Features: j.Spec.Features,
+		Params: j.Spec.Params, Seed: j.Spec.Seed}
+	if j.Spec.DP != nil {
+		spec.DPEpsilon, spec.DPDelta = j.Spec.DP.Epsilon, j.Spec.DP.Delta
+	}
+	lim := executor.Limits{MemoryBytes: int64(j.Spec.Limits.MemoryMB) << 20, CPUSeconds: j.Spec.Limits.CPUSeconds,
+		Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second}
+	res, err := s.d.Executor.Run(runCtx, spec, td, lim, progress)
+	if err != nil {
+		var f *executor.Failure
+		switch {
+		case errors.As(err, &f) && f.Kind == executor.FailCancelled:
+			cur, gerr := s.d.Store.GetJob(wctx, id)
+			if gerr == nil && cur.State.Final() {
+				return nil // cancelled by the user
+			}
+			return s.interrupted(wctx, id, attempt, maxAttempts, err)
+		case errors.As(err, &f) && f.Retryable():
+			return s.retryOrFail(wctx, id, attempt, maxAttempts, f.Reason, err)
+		case errors.As(err, &f):
+			s.setIsolation(wctx, id, f.Isolation)
+			return fail(f.Reason)
+		default:
+			return s.retryOrFail(wctx, id, attempt, maxAttempts, "internal error starting the training process", err)
+		}
+	}
+	// The parent never trusts the child's bytes: the artifact must parse as
+	// a canonical model before it is kept.
+	if _, err := ml.Unmarshal(res.Artifact); err != nil {
+		return fail("the training process returned an invalid artifact")
+	}
+	sum := sha256.Sum256(res.Artifact)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	result := &rampart.JobResult{ArtifactDigest: digest, ArtifactSize: int64(len(res.Artifact)), Metrics: res.Metrics,
+		DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta}
+	s.setIsolation(wctx, id, res.Isolation)
+	finished := s.now().UTC()
+	if s.d.Registrar != nil {
+		j.Attempt = attempt
+		modelID, version, err := s.d.Registrar.RegisterTrained(rampart.WithCaller(wctx, rampart.Caller{Principal: p, RequestID: "job:" + id}), Trained{
+			Job: j, Artifact: res.Artifact, ArtifactDigest: digest, Metrics: res.Metrics, DatasetDigest: td.Digest,
+			GrantID: td.GrantID, DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta, StartedAt: started, FinishedAt: finished})
+		if err != nil {
+			if rampart.ErrorCode(err) == rampart.CodeUnavailable || rampart.ErrorCode(err) == rampart.CodeInternal {
+				return s.retryOrFail(wctx, id, attempt, maxAttempts, "the model registry is unavailable", err)
+			}
+			return fail("registering the model failed: " + errString(err))
+		}
+		result.ModelID, result.ModelVersion = modelID, version
+	} else {
+		ref := barrier.Ref{Tenant: j.TenantID, Kind: "job-artifact", ID: id, Version: attempt}
+		if _, err := s.d.Sealer.PutBytes(wctx, ref, res.Artifact); err != nil {
+			return s.retryOrFail(wctx, id, attempt, maxAttempts, "storing the artifact failed", err)
+		}
+	}
+	_, err = s.finish(wctx, id, rampart.JobSucceeded, "", result)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", id, err)
+	}
+	s.audit(wctx, j, "job.succeeded", digest)
+	return nil
+}
+
+func (s *Service) setIsolation(ctx context.Context, id string, iso []string) {
+	_, _, err := s.d.Store.UpdateJob(ctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
+		j.Isolation = iso
+		return nil, true
+	})
+	if err != nil {
+		s.log.Warn("jobs: record isolation", "job", id, "err", err)
+	}
+}
+
+// retryOrFail returns err (River retries) while attempts remain, else
+// fails the job with reason.
+func (s *Service) retryOrFail(ctx context.Context, id string, attempt, maxAttempts int, reason string, err error) error {
+	s.log.Warn("jobs: attempt failed", "job", id, "attempt", attempt, "err", err)
+	if attempt < maxAttempts {
+		return fmt.Errorf("job %s attempt %d: %s: %w", id, attempt, reason, err)
+	}
+	_, ferr := s.finish(ctx, id, rampart.JobFailed, reason+" (after "+strconv.Itoa(attempt)+" attempts)", nil)
+	return ferr
+}
+
+// interrupted handles an attempt stopped by shutdown: it is retried on the
+// next start while attempts remain.
+func (s *Service) interrupted(ctx context.Context, id string, attempt, maxAttempts int, err error) error {
+	return s.retryOrFail(ctx, id, attempt, maxAttempts, "the server stopped during training", err)
+}
+
+// audit records a job outcome (lineage dataset → job → model, AUDIT-5).
+func (s *Service) audit(ctx context.Context, j rampart.Job, action, digest string) {
+	if err := s.d.Audit.Record(ctx, rampart.AuditEvent{Time: s.now().UTC(), TenantID: j.TenantID, Principal: j.CreatedBy,
+		Action: action, Resource: "job/" + j.ID, Allow: true, Outcome: "ok", RequestID: "job:" + j.ID, Digest: digest,
+		Details: map[string]string{"dataset": j.Spec.DatasetID, "dataset_digest": j.DatasetDigest}}); err != nil {
+		s.log.Warn("jobs: audit job outcome", "job", j.ID, "err", err)
+	}
+}
