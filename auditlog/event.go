@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -262,4 +263,32 @@ func (ev *Event) DetailKeys() []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// The canonical encoding starts with these bytes, then the index digits,
+// then timeField and the 30-byte time.
+const (
+	canonicalPrefix = `{"v":1,"index":`
+	timeField       = `,"time":"`
+)
+
+// spliceEvent turns an encoding made with index 0 into the encoding with the
+// given index (and time, when setTime), byte-identical to MarshalCanonical of
+// the event with those values: the index is the only variable-width field
+// before the fixed-width time.
+func spliceEvent(enc []byte, index uint64, t time.Time, setTime bool) ([]byte, error) {
+	zero := canonicalPrefix + "0" + timeField
+	if len(enc) < len(zero)+len(timeLayout) || string(enc[:len(zero)]) != zero {
+		return nil, fmt.Errorf("audit: %w: unexpected event encoding", rampart.ErrInternal)
+	}
+	out := make([]byte, 0, len(enc)+20)
+	out = append(out, canonicalPrefix...)
+	out = strconv.AppendUint(out, index, 10)
+	rest := enc[len(canonicalPrefix)+1:]
+	if setTime {
+		out = append(out, timeField...)
+		out = t.UTC().AppendFormat(out, timeLayout)
+		rest = rest[len(timeField)+len(timeLayout):]
+	}
+	return append(out, rest...), nil
 }

@@ -104,10 +104,15 @@ type treeHead struct {
 }
 
 type request struct {
-	ev   Event
-	idx  uint64
-	err  error
-	done chan struct{}
+	ev Event
+	// enc is the canonical encoding made by the caller's goroutine with
+	// index 0 and, when the log assigns the time, a placeholder time; the
+	// sequencer only splices in the index and time (see spliceEvent).
+	enc     []byte
+	setTime bool
+	idx     uint64
+	err     error
+	done    chan struct{}
 }
 
 // Status is the log's health, for /readyz and metrics.
@@ -259,14 +264,21 @@ func (l *Log) Append(ctx context.Context, ev Event) (uint64, error) {
 		return 0, err
 	}
 	ev.Details, ev.Sensitive = details, nil
-	// Check the size now (with the widest index) so the committer never meets
-	// an event it cannot encode.
-	probe := ev
-	probe.Index = ^uint64(0)
-	if _, err := probe.MarshalCanonical(); err != nil {
+	// Encode here, in the caller's goroutine, so that the single sequencer
+	// only splices; this also checks the size (with room for any index).
+	req := &request{ev: ev, setTime: ev.Time.IsZero(), done: make(chan struct{})}
+	ev.Index = 0
+	if req.setTime {
+		ev.Time = time.Unix(0, 0)
+	}
+	enc, err := ev.MarshalCanonical()
+	if err != nil {
 		return 0, err
 	}
-	req := &request{ev: ev, done: make(chan struct{})}
+	if len(enc)+19 > MaxEventSize {
+		return 0, rampart.Errorf(rampart.CodeTooLarge, "audit event is larger than %d bytes", MaxEventSize)
+	}
+	req.enc = enc
 	l.qmu.RLock()
 	if l.closed {
 		l.qmu.RUnlock()
@@ -367,7 +379,7 @@ func (l *Log) commitBatch(batch []*request) error {
 		if ev.Time.After(lastTime) {
 			lastTime = ev.Time
 		}
-		data, err := ev.MarshalCanonical()
+		data, err := spliceEvent(r.enc, ev.Index, ev.Time, r.setTime)
 		if err != nil {
 			return err
 		}

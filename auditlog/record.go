@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"context"
+	"strings"
 
 	"github.com/rampart-mlaas/rampart"
 )
@@ -25,7 +26,7 @@ func FromAuditEvent(ev rampart.AuditEvent) Event {
 	out := Event{
 		Time: ev.Time, Tenant: ev.TenantID, Principal: ev.Principal, Role: ev.Role, Action: ev.Action,
 		Resource: ev.Resource, Decision: d, Reason: ev.Reason, Outcome: ev.Outcome, RequestID: ev.RequestID,
-		Digest: ev.Digest, Details: ev.Details,
+		Digest: normDigest(ev.Digest), Details: ev.Details,
 	}
 	if len(ev.Sensitive) > 0 {
 		out.Sensitive = make(map[string][]byte, len(ev.Sensitive))
@@ -34,4 +35,13 @@ func FromAuditEvent(ev rampart.AuditEvent) Event {
 		}
 	}
 	return out
+}
+
+// normDigest accepts a bare 64-hex SHA-256 (what the barrier reports) as
+// well as the canonical "sha256:<hex>" form.
+func normDigest(d string) string {
+	if len(d) == 64 && !strings.Contains(d, ":") {
+		return digestPrefix + strings.ToLower(d)
+	}
+	return d
 }

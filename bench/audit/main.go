@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,7 @@ var (
 	storeN    = flag.Int("verify-store", 0, "events in the VerifyStore run from SQLite (0 skips)")
 	rate      = flag.Int("rate", 5000, "events/s for the latency run (0 skips)")
 	dir       = flag.String("dir", "", "directory for the databases (default a temp dir)")
+	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the throughput runs")
 )
 
 func main() {
@@ -54,6 +56,14 @@ func main() {
 	fmt.Printf("go %s, GOMAXPROCS=%d, %d events x %d runs, %d appenders\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), *events, *runs, *appenders)
 
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	var logRates, plainRates, ratios []float64
 	for r := 0; r < *runs; r++ {
 		lr, batch := appendRun(ctx, key, r)
@@ -109,6 +119,10 @@ func appendRun(ctx context.Context, key ed25519.PrivateKey, r int) (float64, int
 	if err != nil {
 		log.Fatal(err)
 	}
+	evs := make([]auditlog.Event, *events) // made before the clock starts
+	for i := range evs {
+		evs[i] = event(i)
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -121,7 +135,7 @@ func appendRun(ctx context.Context, key ed25519.PrivateKey, r int) (float64, int
 				if i >= *events {
 					return
 				}
-				if _, err := l.Append(ctx, event(i)); err != nil {
+				if _, err := l.Append(ctx, evs[i]); err != nil {
 					log.Fatal(err)
 				}
 			}
