@@ -1,0 +1,382 @@
+package dataset
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Profiling runs in one pass with bounded memory: Welford moments, a
+// reservoir sample per numeric column for quantiles (Algorithm L), a
+// space-saving sketch for top categories, and a bounded row index for
+// duplicates.
+const (
+	sampleBudget    = 1 << 21 // numeric sample values over all columns
+	sketchBudget    = 1 << 18 // category counters over all columns
+	maxCatKey       = 64      // bytes of a category value kept in a sketch
+	catProbeRows    = 10_000  // numeric-looking columns feed the sketch this long
+	maxDupIndex     = 1 << 20 // rows indexed for duplicate detection
+	maxClassCount   = 10_000
+	topK            = 10
+	categoricalMaxN = 100 // at most this many distinct values for "categorical"
+)
+
+var quantilePoints = []float64{0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1}
+
+type colStats struct {
+	name    string
+	count   int64 // non-missing
+	missing int64
+	// type evidence: nonNum > 0 rules out numeric, nonInt integer, nonBool boolean.
+	nonNum, nonInt, nonBool int64
+	mean, m2, min, max      float64
+	// reservoir (Algorithm L)
+	sample   []float64
+	k        int
+	seen     int64
+	nextPick int64
+	w        float64
+	// space-saving sketch
+	sketch    map[string]int64
+	sketchCap int
+	evicted   bool
+	sumLen    int64
+	maxLen    int
+	formula   int64
+	check     *checker
+	pii       *piiCounts
+}
+
+type profiler struct {
+	cols     []*colStats
+	rng      *rand.Rand
+	label    int // index or -1
+	classes  map[string]int64
+	clsOther int64
+	dup      map[uint64]uint64
+	dupFull  bool
+	dupRows  int64
+	conflict int64
+	rows     int64
+}
+
+func newProfiler(header []string, label int, seed uint64) *profiler {
+	p := &profiler{rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)), label: label,
+		dup: make(map[uint64]uint64, 1024)}
+	n := len(header)
+	k := min(max(sampleBudget/max(n, 1), 64), 4096)
+	sc := min(max(sketchBudget/max(n, 1), 16), 512)
+	for _, name := range header {
+		c := &colStats{name: name, min: math.Inf(1), max: math.Inf(-1), k: k, sketchCap: sc,
+			sketch: make(map[string]int64, 16), pii: &piiCounts{}}
+		p.cols = append(p.cols, c)
+	}
+	if label >= 0 {
+		p.classes = map[string]int64{}
+	}
+	return p
+}
+
+func (c *colStats) addNumber(v float64, r *rand.Rand) {
+	c.seen++
+	d := v - c.mean
+	c.mean += d / float64(c.seen)
+	c.m2 += d * (v - c.mean)
+	if v < c.min {
+		c.min = v
+	}
+	if v > c.max {
+		c.max = v
+	}
+	if len(c.sample) < c.k {
+		c.sample = append(c.sample, v)
+		if len(c.sample) == c.k {
+			c.w = math.Exp(math.Log(r.Float64()) / float64(c.k))
+			c.nextPick = c.seen + int64(math.Floor(math.Log(r.Float64())/math.Log(1-c.w))) + 1
+		}
+		return
+	}
+	if c.seen == c.nextPick {
+		c.sample[r.IntN(c.k)] = v
+		c.w *= math.Exp(math.Log(r.Float64()) / float64(c.k))
+		c.nextPick = c.seen + int64(math.Floor(math.Log(r.Float64())/math.Log(1-c.w))) + 1
+	}
+}
+
+func (c *colStats) addCategory(f []byte) {
+	if len(f) > maxCatKey {
+		f = f[:maxCatKey]
+	}
+	if n, ok := c.sketch[string(f)]; ok {
+		c.sketch[string(f)] = n + 1
+		return
+	}
+	if len(c.sketch) < c.sketchCap {
+		c.sketch[string(f)] = 1
+		return
+	}
+	// Space-saving: replace the smallest counter.
+	c.evicted = true
+	var mk string
+	mn := int64(math.MaxInt64)
+	for k, v := range c.sketch {
+		if v < mn {
+			mk, mn = k, v
+		}
+	}
+	delete(c.sketch, mk)
+	c.sketch[string(f)] = mn + 1
+}
+
+// add profiles one field of row (1-based data row).
+func (p *profiler) add(i int, f []byte, row int64) {
+	c := p.cols[i]
+	if len(f) == 0 {
+		c.missing++
+		return
+	}
+	c.count++
+	c.sumLen += int64(len(f))
+	if len(f) > c.maxLen {
+		c.maxLen = len(f)
+	}
+	numeric := false
+	if c.nonNum == 0 {
+		if v, ok := parseNumber(f); ok {
+			numeric = true
+			c.addNumber(v, p.rng)
+			if c.nonInt == 0 && v != math.Trunc(v) {
+				c.nonInt++
+			}
+		} else {
+			c.nonNum++
+			c.nonInt++
+		}
+	}
+	if c.nonBool == 0 {
+		if _, ok := parseBool(f); !ok {
+			c.nonBool++
+		}
+	}
+	if !numeric || c.count <= catProbeRows {
+		c.addCategory(f)
+	}
+	if !numeric && (f[0] == '=' || f[0] == '+' || f[0] == '-' || f[0] == '@' || f[0] == '\t' || f[0] == '\r') && IsFormula(f) {
+		c.formula++
+	}
+	scanPII(c.pii, f, numeric, row)
+}
+
+// addRow handles row-level statistics: label distribution and duplicates.
+func (p *profiler) addRow(rec [][]byte, featHash, labelHash uint64) {
+	p.rows++
+	if p.label >= 0 {
+		l := rec[p.label]
+		if n, ok := p.classes[string(l)]; ok {
+			p.classes[string(l)] = n + 1
+		} else if len(p.classes) < maxClassCount {
+			p.classes[string(l)] = 1
+		} else {
+			p.clsOther++
+		}
+	}
+	if prev, ok := p.dup[featHash]; ok {
+		if prev == labelHash {
+			p.dupRows++
+		} else {
+			p.conflict++
+		}
+		return
+	}
+	if len(p.dup) < maxDupIndex {
+		p.dup[featHash] = labelHash
+	} else {
+		p.dupFull = true
+	}
+}
+
+func (c *colStats) inferType() Type {
+	switch {
+	case c.count == 0:
+		return TypeText
+	case c.nonBool == 0:
+		return TypeBoolean
+	case c.nonNum == 0 && c.nonInt == 0:
+		return TypeInteger
+	case c.nonNum == 0:
+		return TypeNumeric
+	case !c.evicted && len(c.sketch) <= categoricalMaxN && c.sumLen/c.count <= maxCatKey:
+		return TypeCategorical
+	}
+	return TypeText
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func (c *colStats) profile(declared *Column, rows int64) ColumnProfile {
+	cp := ColumnProfile{Name: c.name, Count: c.count, Missing: c.missing, Formula: c.formula}
+	if rows > 0 {
+		cp.MissPct = float64(c.missing) / float64(rows)
+	}
+	cp.Type = c.inferType()
+	if declared != nil {
+		cp.Type, cp.Declared = declared.Type, true
+	}
+	if c.count > 0 {
+		cp.MeanLen = float64(c.sumLen) / float64(c.count)
+		cp.MaxLen = c.maxLen
+	}
+	if (cp.Type == TypeNumeric || cp.Type == TypeInteger) && c.seen > 0 {
+		cp.Min, cp.Max, cp.Mean = ptr(c.min), ptr(c.max), ptr(c.mean)
+		cp.Std = ptr(math.Sqrt(c.m2 / float64(c.seen)))
+		s := slices.Clone(c.sample)
+		slices.Sort(s)
+		cp.Approximate = int64(len(s)) < c.seen
+		for _, q := range quantilePoints {
+			v := quantile(s, q)
+			switch q {
+			case 0:
+				v = c.min
+			case 1:
+				v = c.max
+			}
+			cp.Quantiles = append(cp.Quantiles, Quantile{Q: q, Value: v})
+		}
+		cp.Bins = decileEdges(s)
+		cp.BinShares = binShares(s, cp.Bins)
+		return cp
+	}
+	cp.Distinct = len(c.sketch)
+	cp.DistinctAtCap = c.evicted
+	cp.Approximate = c.evicted
+	type kv struct {
+		k string
+		v int64
+	}
+	var all []kv
+	for k, v := range c.sketch {
+		all = append(all, kv{k, v})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].v != all[j].v {
+			return all[i].v > all[j].v
+		}
+		return all[i].k < all[j].k
+	})
+	for i, e := range all {
+		if i == topK {
+			break
+		}
+		cp.Top = append(cp.Top, Count{Value: e.k, Count: e.v})
+	}
+	return cp
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	pos := q * float64(len(sorted)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(sorted)-1)
+	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
+}
+
+// decileEdges returns distinct interior decile edges of a sorted sample.
+func decileEdges(s []float64) []float64 {
+	var out []float64
+	for i := 1; i < 10; i++ {
+		v := quantile(s, float64(i)/10)
+		if len(out) == 0 || v > out[len(out)-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func binOf(edges []float64, v float64) int {
+	return sort.Search(len(edges), func(i int) bool { return v < edges[i] })
+}
+
+func binShares(s, edges []float64) []float64 {
+	out := make([]float64, len(edges)+1)
+	if len(s) == 0 {
+		return out
+	}
+	for _, v := range s {
+		out[binOf(edges, v)]++
+	}
+	for i := range out {
+		out[i] /= float64(len(s))
+	}
+	return out
+}
+
+// psi is the population stability index Σ (a−e)·ln(a/e), with shares
+// floored at 1e-4 so empty bins stay finite.
+func psi(expected, actual []float64) float64 {
+	const eps = 1e-4
+	var s float64
+	for i := range expected {
+		e, a := max(expected[i], eps), max(actual[i], eps)
+		s += (a - e) * math.Log(a/e)
+	}
+	return s
+}
+
+// drift fills PSI for columns present in prev with a compatible type.
+func drift(cols []ColumnProfile, stats []*colStats, prev *Report) {
+	if prev == nil {
+		return
+	}
+	byName := map[string]ColumnProfile{}
+	for _, c := range prev.Columns {
+		byName[c.Name] = c
+	}
+	for i := range cols {
+		old, ok := byName[cols[i].Name]
+		if !ok {
+			continue
+		}
+		c := &cols[i]
+		switch {
+		case len(old.Bins) > 0 && len(old.BinShares) == len(old.Bins)+1 && len(stats[i].sample) > 0:
+			c.PSI = ptr(psi(old.BinShares, binShares(stats[i].sample, old.Bins)))
+		case len(old.Top) > 0 && len(c.Top) > 0 && old.Count > 0 && c.Count > 0:
+			c.PSI = ptr(psi(catShares(old.Top, old.Count, old.Top), catShares(c.Top, c.Count, old.Top)))
+		}
+	}
+}
+
+// catShares is the share of each of ref's categories in top (+ "other").
+func catShares(top []Count, total int64, ref []Count) []float64 {
+	m := map[string]int64{}
+	for _, t := range top {
+		m[t.Value] = t.Count
+	}
+	out := make([]float64, len(ref)+1)
+	var in int64
+	for i, r := range ref {
+		out[i] = float64(m[r.Value]) / float64(total)
+		in += m[r.Value]
+	}
+	out[len(ref)] = float64(total-in) / float64(total)
+	return out
+}
+
+// nameHints are column names that suggest direct identifiers.
+var nameHints = []string{"email", "e_mail", "e-mail", "phone", "mobile", "telephone", "ssn", "social_security",
+	"iban", "card_number", "cardnumber", "credit_card", "passport", "ip_address", "ipaddress", "national_id",
+	"first_name", "last_name", "full_name", "surname", "date_of_birth", "dob", "address"}
+
+func piiHint(name string) bool {
+	n := strings.ToLower(name)
+	for _, h := range nameHints {
+		if n == h || strings.HasPrefix(n, h+"_") || strings.HasSuffix(n, "_"+h) {
+			return true
+		}
+	}
+	return false
+}

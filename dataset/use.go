@@ -1,0 +1,268 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/authz"
+)
+
+// Use is an authorized, recorded use of one dataset version for training
+// or evaluation. Read streams the version's plaintext as CSV with a header
+// row (quarantined rows removed); the digest was verified before Open
+// returned and is verified again at EOF (DATA-3): any read error means the
+// data must be discarded. Close when done.
+type Use struct {
+	Dataset Dataset
+	Version Version
+	Purpose authz.Purpose
+	// Grant is the grant that allowed the use; nil for the owner's tenant.
+	Grant *Grant
+	// Terms are the privacy terms the trainer must enforce (from Grant).
+	Terms Terms
+	// Excluded lists quarantined data rows left out of the stream.
+	Excluded []int64
+	rc       io.ReadCloser
+}
+
+func (u *Use) Read(p []byte) (int, error) { return u.rc.Read(p) }
+
+// Close releases the stream.
+func (u *Use) Close() error { return u.rc.Close() }
+
+// Open authorizes and records the use of a dataset version for purpose
+// train or evaluate (DATA-7): the caller's own tenant or a live grant for
+// that purpose; a train grant never gives a way to read rows. The stored
+// bytes are verified against the version's digest before anything is
+// returned (DATA-3: a tampered version refuses to start a job). The use is
+// an audit event naming the grant. Call it with the context of the
+// principal on whose behalf the job runs, at job start, so an expired or
+// revoked grant stops the job.
+func (s *Service) Open(ctx context.Context, id string, version int, purpose authz.Purpose) (*Use, error) {
+	action := authz.DatasetTrain
+	switch purpose {
+	case authz.PurposeTrain:
+	case authz.PurposeEvaluate:
+		action = authz.DatasetEvaluate
+	default:
+		return nil, rampart.Invalid("purpose", "purpose must be train or evaluate")
+	}
+	d, _, gs, ev, err := s.authorize(ctx, id, action, map[string]string{"version": strconv.Itoa(version), "purpose": string(purpose)})
+	if err != nil {
+		return nil, err
+	}
+	u := &Use{Dataset: d, Purpose: purpose}
+	// The most specific live grant for the purpose: a principal grant
+	// before a tenant grant.
+	for i := range gs {
+		g := gs[i]
+		if g.Purpose != purpose {
+			continue
+		}
+		if u.Grant == nil || (u.Grant.GranteePrincipalID == "" && g.GranteePrincipalID != "") {
+			u.Grant = &g
+		}
+	}
+	if u.Grant != nil {
+		u.Terms = u.Grant.Terms
+		ev.ev.Details["grant"] = u.Grant.ID
+	}
+	ver, err := s.loadVersion(ctx, d, version)
+	if err == nil {
+		err = readyVersion(ver)
+	}
+	if err != nil {
+		return nil, ev.finish(ctx, err)
+	}
+	u.Version = ver
+	ev.ev.Digest = "sha256:" + ver.Digest
+	if _, err := s.sealer.Verify(ctx, dataRef(ver), ver.Digest); err != nil {
+		return nil, ev.finish(ctx, fmt.Errorf("dataset %s version %d: %w", d.ID, version, err))
+	}
+	rc, err := s.sealer.Open(ctx, dataRef(ver), ver.Digest)
+	if err != nil {
+		return nil, ev.finish(ctx, err)
+	}
+	if ver.Quarantined {
+		rep, err := s.readReport(ctx, ver)
+		if err != nil {
+			rc.Close()
+			return nil, ev.finish(ctx, err)
+		}
+		if rep.LabelFlip != nil && rep.LabelFlip.Quarantined {
+			for _, sp := range rep.LabelFlip.Suspects {
+				u.Excluded = append(u.Excluded, sp.Row)
+			}
+		}
+	}
+	u.rc = rc
+	if len(u.Excluded) > 0 {
+		u.rc = filterRows(rc, u.Excluded, false)
+	}
+	ev.ev.Details["excluded_rows"] = strconv.Itoa(len(u.Excluded))
+	if err := ev.finish(ctx, nil); err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return u, nil
+}
+
+// filterRows re-emits CSV without the given data rows; escape applies
+// formula-injection escaping (exports).
+func filterRows(rc io.ReadCloser, skip []int64, escape bool) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		cr := NewCSVReader(rc)
+		cw := NewCSVWriter(pw)
+		cw.Escape = escape
+		for {
+			rec, err := cr.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, found := slices.BinarySearch(skip, int64(cr.Row())); found && cr.Row() > 0 {
+				continue
+			}
+			if err := cw.Write(rec); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		pw.CloseWithError(cw.Flush())
+	}()
+	return struct {
+		io.Reader
+		io.Closer
+	}{pr, closerFunc(func() error { pr.Close(); return rc.Close() })}
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// ReadRows streams a version's rows as CSV for a caller who may read them:
+// the owner's data providers or a read grantee (DATA-7); a train or
+// evaluate grantee gets "not found". The data is verified first (DATA-3)
+// and cells that would be evaluated as formulas are escaped.
+func (s *Service) ReadRows(ctx context.Context, id string, version int) (io.ReadCloser, Version, error) {
+	d, _, gs, ev, err := s.authorize(ctx, id, authz.DatasetReadRows, map[string]string{"version": strconv.Itoa(version)})
+	if err != nil {
+		return nil, Version{}, err
+	}
+	for _, g := range gs {
+		if g.Purpose == authz.PurposeRead {
+			ev.ev.Details["grant"] = g.ID
+			break
+		}
+	}
+	ver, err := s.loadVersion(ctx, d, version)
+	if err == nil {
+		err = readyVersion(ver)
+	}
+	if err != nil {
+		return nil, Version{}, ev.finish(ctx, err)
+	}
+	ev.ev.Digest = "sha256:" + ver.Digest
+	if _, err := s.sealer.Verify(ctx, dataRef(ver), ver.Digest); err != nil {
+		return nil, Version{}, ev.finish(ctx, fmt.Errorf("dataset %s version %d: %w", d.ID, version, err))
+	}
+	rc, err := s.sealer.Open(ctx, dataRef(ver), ver.Digest)
+	if err != nil {
+		return nil, Version{}, ev.finish(ctx, err)
+	}
+	if err := ev.finish(ctx, nil); err != nil {
+		rc.Close()
+		return nil, Version{}, err
+	}
+	return filterRows(rc, nil, true), ver, nil
+}
+
+// RecordLineage records that object (kind "model", "job", …) was derived
+// from a dataset version, so that deleting the data flags it (DATA-8). The
+// caller must still be allowed to train on or evaluate the version.
+func (s *Service) RecordLineage(ctx context.Context, id string, version int, kind, objectID string) error {
+	if kind == "" || len(kind) > 32 || objectID == "" || len(objectID) > 128 {
+		return rampart.Invalid("object", "kind and object ID are required")
+	}
+	c, ok := rampart.CallerFrom(ctx)
+	if !ok {
+		return rampart.ErrUnauthenticated
+	}
+	d, res, gs, err := func() (Dataset, authz.Resource, []Grant, error) {
+		d, err := s.load(ctx, id)
+		if err != nil {
+			return d, authz.Resource{}, nil, err
+		}
+		r, gs, err := s.resource(ctx, d)
+		return d, r, gs, err
+	}()
+	if err != nil {
+		return err
+	}
+	action := authz.DatasetTrain
+	if !authz.Decide(c.Principal, action, res).Allow {
+		action = authz.DatasetEvaluate
+	}
+	_, ev, err := s.guard(ctx, action, res, map[string]string{"version": strconv.Itoa(version), "lineage": kind + "/" + objectID})
+	if err != nil {
+		return err
+	}
+	ver, err := s.loadVersion(ctx, d, version)
+	if err != nil {
+		return ev.finish(ctx, err)
+	}
+	l := Lineage{DatasetID: d.ID, Version: ver.Version, TenantID: d.TenantID, Kind: kind, ObjectID: objectID,
+		ObjectTenantID: c.Principal.TenantID, CreatedAt: s.now().UTC()}
+	for _, g := range gs {
+		if g.Purpose == authz.PurposeTrain || g.Purpose == authz.PurposeEvaluate {
+			l.GrantID = g.ID
+		}
+	}
+	return ev.finish(ctx, s.store.AddLineage(ctx, l))
+}
+
+// Lineage lists what was derived from a dataset, deleted datasets included
+// (their entries carry DatasetDeletedAt): the models to flag after a
+// deletion (DATA-8). Only the owning tenant's readers may list it.
+func (s *Service) Lineage(ctx context.Context, id string) ([]Lineage, error) {
+	if !rampart.ValidID(PrefixDataset, id) {
+		return nil, missing("dataset")
+	}
+	d, err := s.store.GetDataset(ctx, id)
+	if errors.Is(err, rampart.ErrNotFound) {
+		return nil, missing("dataset")
+	} else if err != nil {
+		return nil, err
+	}
+	_, ev, err := s.guard(ctx, authz.DatasetRead, authz.Resource{Kind: "dataset", ID: d.ID, TenantID: d.TenantID}, map[string]string{"lineage": "list"})
+	if err != nil {
+		return nil, err
+	}
+	ls, err := s.store.ListLineage(ctx, d.ID)
+	return ls, ev.finish(ctx, err)
+}
+
+func lineageSummary(ls []Lineage) string {
+	var b strings.Builder
+	for i, l := range ls {
+		if i == 20 {
+			fmt.Fprintf(&b, ",+%d", len(ls)-20)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(l.Kind + "/" + l.ObjectID)
+	}
+	return b.String()
+}
