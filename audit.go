@@ -19,7 +19,8 @@ type AuditEvent struct {
 	Reason    string
 	Outcome   string // "ok", "pending" or the error code
 	RequestID string
-	// Digest is a content digest (e.g. sha256 of uploaded data), never content.
+	// Digest is a content digest, "sha256:<hex>" (a bare 64-hex SHA-256 is
+	// accepted), never content.
 	Digest string
 	// Details are small non-secret values (names, counts).
 	Details map[string]string

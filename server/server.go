@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/auditlog"
 	"github.com/rampart-mlaas/rampart/authn"
 	"github.com/rampart-mlaas/rampart/barrier"
 	"github.com/rampart-mlaas/rampart/blob/disk"
@@ -37,15 +38,16 @@ const (
 
 // Server is one assembled Rampart server.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	DB      *sqlite.DB
-	Keyring *keyring.Keyring
-	Blobs   *disk.Store
-	Barrier *barrier.Barrier
-	Authn   *authn.Authenticator
-	Audit   rampart.Auditor
-	API     *httpapi.API
+	cfg      Config
+	log      *slog.Logger
+	DB       *sqlite.DB
+	Keyring  *keyring.Keyring
+	Blobs    *disk.Store
+	Barrier  *barrier.Barrier
+	Authn    *authn.Authenticator
+	Audit    rampart.Auditor
+	AuditLog *auditlog.Log
+	API      *httpapi.API
 
 	// OperatorToken is set only on the first start (bootstrap).
 	OperatorToken authn.Token
@@ -111,10 +113,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		return nil, err
 	}
 	s.Authn = authn.New(s.DB, mac, nil)
-	s.Audit, err = openAudit(ctx, s)
+	s.AuditLog, err = openAudit(ctx, s)
 	if err != nil {
 		return nil, err
 	}
+	s.Audit = s.AuditLog
 	ids := identity.New(s.DB, s.Authn, s.Audit, nil)
 	s.API = httpapi.New(httpapi.Deps{Identity: ids, Authn: s.Authn, Audit: s.Audit, Log: log, Version: Version,
 		Ready: s.ready})
@@ -174,10 +177,12 @@ func loadRootKey(cfg Config, fresh bool, log *slog.Logger) (*keyring.RootKey, er
 }
 
 func (s *Server) ready(ctx context.Context) error {
-	if r, ok := s.Audit.(interface{ Ready(context.Context) error }); ok {
-		if err := r.Ready(ctx); err != nil {
-			return err
-		}
+	st := s.AuditLog.Status()
+	if st.Closed {
+		return fmt.Errorf("audit log closed")
+	}
+	if st.QueueCap > 0 && st.QueueLen > st.QueueCap*9/10 {
+		return fmt.Errorf("audit queue nearly full (%d/%d)", st.QueueLen, st.QueueCap)
 	}
 	return s.DB.SQL().PingContext(ctx)
 }
