@@ -127,7 +127,7 @@ func TestCrashRecovery(t *testing.T) {
 
 		db := openDB(t, path)
 		st := db.Audit()
-		rep, err := auditlog.VerifyStore(ctx, st, vkey, auditlog.StoreVerifyOptions{Witness: witness})
+		rep, err := auditlog.VerifyStore(ctx, st, vkey, auditlog.StoreVerifyOptions{Witness: witness, ParseEvents: true})
 		if err != nil {
 			t.Fatalf("run %d: after kill -9: %v", run, err)
 		}
