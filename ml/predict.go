@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rampart-mlaas/rampart/ml/internal/parallel"
 	"github.com/rampart-mlaas/rampart/ml/linear"
@@ -43,12 +44,21 @@ func (m *Model) Scores(f *Frame) ([]float64, error) {
 			m.linearBlock(cols, lo, hi, out[lo*w:hi*w])
 			return
 		}
-		x := make([]float64, (hi-lo)*d)
+		// Reused encode buffers keep a large batch from producing garbage at
+		// hundreds of MB/s, whose collection would stall the scoring loops.
+		buf := encodeBufs.Get().(*[]float64)
+		if cap(*buf) < (hi-lo)*d {
+			*buf = make([]float64, (hi-lo)*d)
+		}
+		x := (*buf)[:(hi-lo)*d]
 		m.Prep.transformRows(cols, lo, hi, x)
 		m.predictRows(x, hi-lo, out[lo*w:hi*w])
+		encodeBufs.Put(buf)
 	})
 	return out, nil
 }
+
+var encodeBufs = sync.Pool{New: func() any { return new([]float64) }}
 
 // linearBlock scores rows [lo, hi) of a linear model column by column,
 // folding imputation and standardisation into the weights instead of

@@ -71,6 +71,7 @@ func main() {
 	repeats := flag.Int("repeats", 3, "training repeats per measurement (median reported)")
 	synthRows := flag.Int("synth-rows", 1_000_000, "rows of the generated table (0 skips it)")
 	only := flag.String("only", "", "run only this part: datasets, synth, dp")
+	tag := flag.String("tag", "", "suffix for the result file, so interleaved runs do not overwrite each other")
 	flag.Parse()
 	if err := os.MkdirAll(filepath.Join(*out, "splits"), 0o755); err != nil {
 		log.Fatal(err)
@@ -86,10 +87,13 @@ func main() {
 		results = append(results, runSynth(*out, *synthRows, *repeats)...)
 	}
 	b, _ := json.MarshalIndent(map[string]any{"gomaxprocs": runtime.GOMAXPROCS(0), "results": results}, "", "  ")
-	name := "rampart.json"
-	if *only != "" {
-		name = "rampart-" + *only + ".json"
+	name := "rampart"
+	for _, part := range []string{*only, *tag} {
+		if part != "" {
+			name += "-" + part
+		}
 	}
+	name += ".json"
 	if err := os.WriteFile(filepath.Join(*out, name), b, 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -143,11 +147,18 @@ func runDatasets(dir, out string, repeats int) []Result {
 			{"logreg", ml.TrainSpec{Algorithm: ml.LogReg, Target: ds.Target, Seed: 1}},
 			{"gbdt", ml.TrainSpec{Algorithm: ml.GBDT, Target: ds.Target, Seed: 1, Params: gbdtParams}},
 		}
-		if ds.File == "digits.csv" {
+		switch ds.File {
+		case "digits.csv":
 			learners = append(learners, struct {
 				name string
 				spec ml.TrainSpec
 			}{"mlp", ml.TrainSpec{Algorithm: ml.MLP, Target: ds.Target, Seed: 1}})
+		case "credit_data.csv":
+			// The non-private counterpart of the DP MLP below (same architecture).
+			learners = append(learners, struct {
+				name string
+				spec ml.TrainSpec
+			}{"mlp", ml.TrainSpec{Algorithm: ml.MLP, Target: ds.Target, Seed: 1, Params: map[string]string{"hidden_layer_sizes": "32"}}})
 		}
 		for _, l := range learners {
 			m, times := train(tr, l.spec, repeats)
@@ -268,8 +279,10 @@ func synthFrame(x, y []float64, n int) *ml.Frame {
 // 75 % train, last 25 % test; rows are i.i.d. so this is a random split).
 func runSynth(out string, n, repeats int) []Result {
 	x, y := synth(n)
-	writeF64(filepath.Join(out, "synth.x.f64"), x)
-	writeF64(filepath.Join(out, "synth.y.f64"), y)
+	if _, err := os.Stat(filepath.Join(out, "synth.y.f64")); err != nil {
+		writeF64(filepath.Join(out, "synth.x.f64"), x)
+		writeF64(filepath.Join(out, "synth.y.f64"), y)
+	}
 	nTrain := n * 3 / 4
 	f := synthFrame(x, y, n)
 	tr, te := f.Take(seqInts(0, nTrain)), f.Take(seqInts(nTrain, n))

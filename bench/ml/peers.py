@@ -184,6 +184,7 @@ def main():
     ap.add_argument("--out", default="/tmp/mlbench")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="", help="datasets or synth")
+    ap.add_argument("--tag", default="", help="suffix for the result file (interleaved runs)")
     a = ap.parse_args()
     print(f"scikit-learn {sklearn.__version__}, xgboost {xgboost.__version__}, numpy {np.__version__}", file=sys.stderr)
     results = []
@@ -191,7 +192,7 @@ def main():
         results += run_datasets(a.data, a.out, a.repeats)
     if a.only in ("", "synth") and os.path.exists(os.path.join(a.out, "synth.x.f64")):
         results += run_synth(a.out, a.repeats)
-    name = "peers.json" if not a.only else f"peers-{a.only}.json"
+    name = "-".join(["peers"] + [s for s in (a.only, a.tag) if s]) + ".json"
     with open(os.path.join(a.out, name), "w") as fh:
         json.dump(dict(sklearn=sklearn.__version__, xgboost=xgboost.__version__, results=results), fh, indent=2)
 

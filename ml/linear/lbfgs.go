@@ -19,6 +19,11 @@ type lbfgsResult struct {
 
 // step is called after every accepted iteration; a non-nil error stops the
 // optimiser and is returned.
+// ftolFloor is the denominator floor of the relative-decrease test; scipy
+// uses 1 on an objective summed over rows, ours is a mean, so the floor
+// is scaled down to keep the test relative.
+const ftolFloor = 1e-6
+
 func lbfgs(f func(x, grad []float64) float64, x0 []float64, maxIter int, gtol float64, step func(iter int, fx float64) error) (lbfgsResult, error) {
 	const mem = 10
 	n := len(x0)
@@ -107,7 +112,9 @@ func lbfgs(f func(x, grad []float64) float64, x0 []float64, maxIter int, gtol fl
 				return lbfgsResult{X: x, F: fx, Iters: it + 1}, err
 			}
 		}
-		if math.Abs(prev-fx) <= 1e-15*math.Max(1, math.Abs(fx)) {
+		// scipy L-BFGS-B's ftol test (factr·eps = 2.2e-9), which is what
+		// usually ends scikit-learn's lbfgs: the relative decrease stalls.
+		if (prev-fx)/math.Max(math.Max(math.Abs(prev), math.Abs(fx)), ftolFloor) <= 2.220446049250313e-09 {
 			it++
 			break
 		}
