@@ -19,16 +19,17 @@ type AuditStore struct {
 	db *sql.DB
 
 	mu    sync.Mutex
-	stmts map[int]*sql.Stmt // multi-row inserts by row count
+	stmts map[int]*sql.Stmt // multi-row inserts, one per size in insertSizes
 }
+
+// insertSizes are the multi-row INSERT shapes: a batch is written as chunks
+// of these sizes, so only a handful of statements are ever prepared.
+var insertSizes = []int{256, 32, 4, 1}
 
 var _ auditlog.Store = (*AuditStore)(nil)
 
 // Audit returns the audit log store sharing this database.
 func (d *DB) Audit() *AuditStore { return &AuditStore{db: d.db, stmts: map[int]*sql.Stmt{}} }
-
-// rowsPerInsert keeps a multi-row INSERT under SQLite's bound-parameter limit.
-const rowsPerInsert = 256
 
 const leafCols = 8
 
@@ -54,9 +55,15 @@ func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) e
 	if uint64(next) != leaves[0].Index {
 		return rampart.Errorf(rampart.CodeConflict, "audit log has %d leaves, append starts at %d", next, leaves[0].Index)
 	}
-	args := make([]any, 0, rowsPerInsert*leafCols)
+	args := make([]any, 0, insertSizes[0]*leafCols)
 	for len(leaves) > 0 {
-		n := min(len(leaves), rowsPerInsert)
+		n := insertSizes[len(insertSizes)-1]
+		for _, size := range insertSizes {
+			if len(leaves) >= size {
+				n = size
+				break
+			}
+		}
 		stmt, err := s.insertStmt(ctx, n)
 		if err != nil {
 			return err
@@ -91,9 +98,7 @@ func (s *AuditStore) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error
 	if err != nil {
 		return nil, mapErr(err, "audit leaves")
 	}
-	if rows == rowsPerInsert || len(s.stmts) < 64 { // keep the cache bounded
-		s.stmts[rows] = st
-	}
+	s.stmts[rows] = st
 	return st, nil
 }
 
