@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -84,4 +85,12 @@ func appendN(t testing.TB, l *auditlog.Log, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// pageAfter returns the page holding exactly event i.
+func pageAfter(i int) rampart.Page {
+	if i == 0 {
+		return rampart.Page{Limit: 1}
+	}
+	return rampart.Page{Limit: 1, Cursor: base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprint(i - 1)))}
 }
