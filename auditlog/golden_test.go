@@ -92,7 +92,7 @@ func TestProofWireForm(t *testing.T) {
 		t.Fatalf("round trip: %v %v", got, err)
 	}
 	bad := [][]string{
-		{"AAAA"},                       // too short
+		{"AAAA"},                        // too short
 		{strings.Repeat("A", 43) + "B"}, // non-canonical padding bits
 		{"not base64!"},
 		make([]string, auditlog.MaxProofLen+1),
