@@ -11,20 +11,20 @@ import (
 	"github.com/rampart-mlaas/rampart/ml"
 )
 
-// Label screening (DATA-5) is confident learning: every row's class
-// probabilities come from a model that never saw the row (K-fold,
-// out-of-fold), per-class thresholds are the mean self-confidence of each
-// class, and a row is suspect when another class is confidently predicted
-// (the confident joint's off-diagonal) and its given label's probability is
-// below MaxGivenProb. Learners: logistic regression and gradient-boosted
-// trees from package ml, averaged.
+// Label screening (DATA-5) is confident learning (Northcutt et al.): every
+// row's class probabilities come from models that never saw the row
+// (stratified 5-fold, out-of-fold; logistic regression and gradient-boosted
+// trees from package ml, averaged). The calibrated confident joint estimates
+// how many rows of each class are mislabelled, that many rows with the
+// largest margin against their label are candidates, and a candidate is
+// flagged when its given label's probability is below MaxGivenProb.
 const (
 	screenFolds     = 5
 	minScreenRows   = 50
 	maxScreenLevels = 50
 	// MaxGivenProb is the largest out-of-fold probability of the given label
 	// for which a row may be flagged.
-	MaxGivenProb = 0.2
+	MaxGivenProb = 0.3
 )
 
 // ScreenLabels runs label-flip screening over the sample. profiles give
@@ -130,7 +130,7 @@ func ScreenLabels(ctx context.Context, s *Sample, label string, profiles []Colum
 	}
 	flags := confidentFlags(probs, labels, ci, len(classes))
 	for k, f := range flags {
-		if f {
+		if f && probs[k][ci[labels[k]]] < MaxGivenProb {
 			rep.Suspects = append(rep.Suspects, Suspect{Row: s.RowNum[idx[k]], Score: round4(probs[k][ci[labels[k]]]), Given: labels[k]})
 		}
 	}
@@ -162,10 +162,7 @@ func outOfFold(ctx context.Context, f *ml.Frame, target string, labels, classes 
 	for i := range out {
 		out[i] = make([]float64, len(classes))
 	}
-	specs := []ml.TrainSpec{
-		{Algorithm: ml.LogReg, Target: target, Params: map[string]string{"C": "1", "max_iter": "200"}, Seed: seed},
-		{Algorithm: ml.GBDT, Target: target, Params: map[string]string{"n_estimators": "60", "max_depth": "4", "learning_rate": "0.15"}, Seed: seed},
-	}
+	specs := screenSpecs(target, seed)
 	for k := range screenFolds {
 		var tr, te []int
 		for i, fo := range fold {
@@ -196,8 +193,13 @@ func outOfFold(ctx context.Context, f *ml.Frame, target string, labels, classes 
 	return out, nil
 }
 
-// confidentFlags marks rows in the off-diagonal of the confident joint
-// whose given label is also improbable.
+// confidentFlags is confident learning's "prune by noise rate": the
+// confident joint (rows whose most probable above-threshold class differs
+// from the given label, thresholds being each class's mean
+// self-confidence) estimates how many rows of each given class are
+// mislabelled; that many rows of the class, those with the largest margin
+// max_{j≠i} p_j − p_i, are flagged. The count adapts to the data: clean
+// data yields a small joint off-diagonal and few flags.
 func confidentFlags(probs [][]float64, labels []string, ci map[string]int, nc int) []bool {
 	thr := make([]float64, nc)
 	cnt := make([]float64, nc)
@@ -211,16 +213,55 @@ func confidentFlags(probs [][]float64, labels []string, ci map[string]int, nc in
 			thr[c] /= cnt[c]
 		}
 	}
-	out := make([]bool, len(labels))
+	k := make([]int, nc)
+	inJoint := make([]int, nc)
+	type cand struct {
+		row    int
+		margin float64
+	}
+	byClass := make([][]cand, nc)
 	for i, l := range labels {
 		given := ci[l]
 		best, bestP := -1, -1.0
+		other := 0.0
 		for c := range nc {
 			if probs[i][c] >= thr[c] && probs[i][c] > bestP {
 				best, bestP = c, probs[i][c]
 			}
+			if c != given && probs[i][c] > other {
+				other = probs[i][c]
+			}
 		}
-		out[i] = best >= 0 && best != given && probs[i][given] < MaxGivenProb
+		if best >= 0 {
+			inJoint[given]++
+			if best != given {
+				k[given]++
+			}
+		}
+		byClass[given] = append(byClass[given], cand{i, other - probs[i][given]})
+	}
+	out := make([]bool, len(labels))
+	for c := range nc {
+		cs := byClass[c]
+		// Calibrate: rows above no threshold are outside the joint; scale
+		// its row to the class size.
+		if inJoint[c] > 0 {
+			k[c] = int(math.Round(float64(k[c]) * float64(len(cs)) / float64(inJoint[c])))
+		}
+		sort.SliceStable(cs, func(a, b int) bool { return cs[a].margin > cs[b].margin })
+		for _, x := range cs[:min(k[c], len(cs))] {
+			if x.margin > 0 { // never flag a row whose label the model prefers
+				out[x.row] = true
+			}
+		}
 	}
 	return out
+}
+
+// screenSpecs are the learners whose out-of-fold probabilities are averaged.
+func screenSpecs(target string, seed uint64) []ml.TrainSpec {
+	return []ml.TrainSpec{
+		{Algorithm: ml.LogReg, Target: target, Params: map[string]string{"C": "1", "max_iter": "200"}, Seed: seed},
+		{Algorithm: ml.GBDT, Target: target, Params: map[string]string{"n_estimators": "150", "max_depth": "5", "learning_rate": "0.1"}, Seed: seed},
+	}
 }
