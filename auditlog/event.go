@@ -105,6 +105,9 @@ func (ev *Event) validate() error {
 	if ev.Decision != Allow && ev.Decision != Deny {
 		return rampart.Invalid("decision", "audit decision must be %q or %q", Allow, Deny)
 	}
+	if !ev.Time.IsZero() && (ev.Time.UTC().Year() < 1 || ev.Time.UTC().Year() > 9999) {
+		return rampart.Invalid("time", "audit time must be within years 1..9999")
+	}
 	if ev.Role != "" && !ev.Role.Valid() {
 		return rampart.Invalid("role", "unknown role %q", ev.Role)
 	}

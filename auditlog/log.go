@@ -17,6 +17,7 @@
 package auditlog
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -180,6 +181,21 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		c, err := ParseCheckpoint(latest.Note, mustVerifier(vkey))
 		if err != nil {
 			return nil, fmt.Errorf("audit: latest stored checkpoint does not verify with the configured key: %w", err)
+		}
+		// Never append to a store that has lost or changed what was signed:
+		// that would fork the history (AUDIT-1). Restoring an older backup
+		// lands here too.
+		head := l.head.Load()
+		if c.Size > head.size {
+			return nil, fmt.Errorf("audit: %w: the store holds %d events but checkpoint %d was signed (truncated, or restored from an older backup)",
+				rampart.ErrInternal, head.size, c.Size)
+		}
+		root, err := rootAt(ctx, l.st, c.Size)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(root, c.Root) {
+			return nil, fmt.Errorf("audit: %w: the stored tree does not match signed checkpoint %d", rampart.ErrInternal, c.Size)
 		}
 		c.Timestamp = latest.Timestamp
 		l.published.Store(&c)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -252,6 +253,7 @@ func TestAppendValidation(t *testing.T) {
 		{"bad role", func(e *auditlog.Event) { e.Role = "root" }},
 		{"long resource", func(e *auditlog.Event) { e.Resource = long }},
 		{"bad utf8", func(e *auditlog.Event) { e.Principal = "\xff" }},
+		{"year 10000", func(e *auditlog.Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
 		{"bad digest", func(e *auditlog.Event) { e.Digest = "md5:abc" }},
 		{"upper digest", func(e *auditlog.Event) { e.Digest = "sha256:" + strings.Repeat("A", 64) }},
 		{"reserved prefix", func(e *auditlog.Event) { e.Details = map[string]string{"k": "hmac:x"} }},
@@ -382,6 +384,26 @@ func TestReopenContinuesTree(t *testing.T) {
 	}
 	if _, err := auditlog.VerifyStore(ctx, db.Audit(), l.VerifierKey(), auditlog.StoreVerifyOptions{RequireCovered: true}); err != nil {
 		t.Fatal(err)
+	}
+	// A store that lost signed events (truncated, or an old backup) or whose
+	// tree no longer matches the checkpoint is refused, never appended to.
+	for name, q := range map[string]string{
+		"truncated": `DELETE FROM audit_leaves WHERE idx >= 70`,
+		"rewritten": `UPDATE audit_leaves SET hashes = zeroblob(length(hashes)) WHERE idx = 63`,
+	} {
+		path := filepath.Join(t.TempDir(), name+".db")
+		if _, err := db.SQL().Exec(`VACUUM INTO ?`, path); err != nil {
+			t.Fatal(err)
+		}
+		bad := openDB(t, path)
+		for _, stmt := range []string{`DROP TRIGGER audit_leaves_no_delete`, `DROP TRIGGER audit_leaves_no_update`, q} {
+			if _, err := bad.SQL().Exec(stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := auditlog.Open(ctx, auditlog.Config{Store: bad.Audit(), Origin: testOrigin, SigningKey: key}); !errors.Is(err, rampart.ErrInternal) {
+			t.Fatalf("%s store opened: %v", name, err)
+		}
 	}
 	// A different key cannot open the log: its checkpoints would not verify.
 	if _, err := auditlog.Open(ctx, auditlog.Config{Store: db.Audit(), Origin: testOrigin, SigningKey: newKey(t)}); err == nil {
