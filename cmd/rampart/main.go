@@ -53,7 +53,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringVar(&g.server, "server", "", "server URL (else RAMPART_SERVER, else the saved login)")
 	pf.StringVar(&g.caCert, "ca-cert", "", "PEM file of a CA to trust (else RAMPART_CA_CERT, else the saved login)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
-	root.AddCommand(serveCmd(g), quickstartCmd(g), loginCmd(g), whoamiCmd(g), tenantCmd(g), principalCmd(g), keyCmd(g), versionCmd(g))
+	root.AddCommand(serveCmd(g), quickstartCmd(g), loginCmd(g), whoamiCmd(g), tenantCmd(g), principalCmd(g), keyCmd(g), versionCmd(g), trainCmd(g), jobCmd(g), internalCmd())
 	return root
 }
 
