@@ -2,6 +2,7 @@ package executor
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -81,6 +82,9 @@ func filter() []unix.SockFilter {
 // confine installs the seccomp filter on every thread of the process
 // (TSYNC), after setting no_new_privs. It cannot be undone.
 func confine() error {
+	// no_new_privs is per thread: both calls must run on the same one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}

@@ -113,6 +113,13 @@ func New(cfg Config) (*Executor, error) {
 			return nil, fmt.Errorf("executor: find own binary: %w", err)
 		}
 		cfg.Command = []string{exe, "internal", "train-worker"}
+		if strings.HasSuffix(exe, ".test") {
+			// A test binary: its TestMain serves the worker when it finds
+			// the worker arguments (IsWorker); one that does not runs no
+			// tests instead of the whole suite, and the job fails cleanly
+			// on the frame protocol.
+			cfg.Command = []string{exe, "-test.run=^$", "internal", "train-worker"}
+		}
 	}
 	e := &Executor{cfg: cfg, path: cfg.Command[0], args: cfg.Command[1:], uids: map[uint32]bool{}, root: os.Geteuid() == 0}
 	if e.root {
@@ -153,6 +160,18 @@ func stageBinary(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// IsWorker reports whether args (os.Args) ask this process to be a
+// training worker, and returns the arguments after "internal train-worker".
+// Test binaries call it from TestMain.
+func IsWorker(args []string) ([]string, bool) {
+	for i := 1; i+1 < len(args); i++ {
+		if args[i] == "internal" && args[i+1] == "train-worker" {
+			return args[i+2:], true
+		}
+	}
+	return nil, false
 }
 
 // Close removes the staged binary.

@@ -20,10 +20,10 @@ import (
 // with "internal train-worker". A fourth argument selects a hostile
 // behaviour; it exists only in this test binary, never in rampart.
 func TestMain(m *testing.M) {
-	if len(os.Args) >= 3 && os.Args[1] == "internal" && os.Args[2] == "train-worker" {
+	if rest, ok := executor.IsWorker(os.Args); ok {
 		train := executor.Train
-		if len(os.Args) == 4 {
-			train = hostile(os.Args[3])
+		if len(rest) == 1 {
+			train = hostile(rest[0])
 		}
 		os.Exit(executor.ServeChild(os.Stdin, os.Stdout, train))
 	}
@@ -110,7 +110,7 @@ func newExec(t *testing.T, extra ...string) *executor.Executor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := executor.New(executor.Config{Command: append([]string{exe, "internal", "train-worker"}, extra...)})
+	e, err := executor.New(executor.Config{Command: append([]string{exe, "-test.run=^$", "internal", "train-worker"}, extra...)})
 	if err != nil {
 		t.Fatal(err)
 	}

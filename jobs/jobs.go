@@ -43,12 +43,13 @@ type Store interface {
 // come with it.
 type TrainingData struct {
 	io.ReadCloser
-	DatasetID string
-	TenantID  string // the dataset's owner
-	Version   int
-	Digest    string
-	Columns   []string // header of the stream; nil if unknown
-	GrantID   string   // "" for the owner's tenant
+	DatasetID   string
+	DatasetName string
+	TenantID    string // the dataset's owner
+	Version     int
+	Digest      string
+	Columns     []string // header of the stream; nil if unknown
+	GrantID     string   // "" for the owner's tenant
 	// Grantee keys the privacy-budget ledger: "principal:…" or "tenant:…"
 	// for a grant, "owner:…" for the owning tenant.
 	Grantee    string
@@ -70,6 +71,8 @@ type Trained struct {
 	Artifact       []byte
 	ArtifactDigest string // "sha256:…"
 	Metrics        map[string]float64
+	DatasetName    string
+	DatasetVersion int
 	DatasetDigest  string
 	GrantID        string
 	DPEpsilon      float64

@@ -24,7 +24,7 @@ import (
 
 // TestMain doubles as the training worker the executor re-executes.
 func TestMain(m *testing.M) {
-	if len(os.Args) >= 3 && os.Args[1] == "internal" && os.Args[2] == "train-worker" {
+	if _, ok := executor.IsWorker(os.Args); ok {
 		os.Exit(executor.ServeChild(os.Stdin, os.Stdout, executor.Train))
 	}
 	os.Exit(m.Run())

@@ -153,6 +153,7 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		j.Attempt = attempt
 		modelID, version, err := s.d.Registrar.RegisterTrained(rampart.WithCaller(wctx, rampart.Caller{Principal: p, RequestID: "job:" + id}), Trained{
 			Job: j, Artifact: res.Artifact, ArtifactDigest: digest, Metrics: res.Metrics, DatasetDigest: td.Digest,
+			DatasetName: td.DatasetName, DatasetVersion: td.Version,
 			GrantID: td.GrantID, DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta, StartedAt: started, FinishedAt: finished})
 		if err != nil {
 			if rampart.ErrorCode(err) == rampart.CodeUnavailable || rampart.ErrorCode(err) == rampart.CodeInternal {
