@@ -55,6 +55,7 @@ func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) e
 	if uint64(next) != leaves[0].Index {
 		return rampart.Errorf(rampart.CodeConflict, "audit log has %d leaves, append starts at %d", next, leaves[0].Index)
 	}
+	all := leaves
 	args := make([]any, 0, insertSizes[0]*leafCols)
 	for len(leaves) > 0 {
 		n := insertSizes[len(insertSizes)-1]
@@ -77,7 +78,39 @@ func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) e
 		}
 		leaves = leaves[n:]
 	}
+	if err := insertTenantRanges(ctx, tx, all); err != nil {
+		return err
+	}
 	return mapErr(tx.Commit(), "audit leaves")
+}
+
+// insertTenantRanges records, for each tenant in the batch, the range of
+// indexes its events span (audit_tenant_ranges).
+func insertTenantRanges(ctx context.Context, tx *sql.Tx, leaves []auditlog.Leaf) error {
+	type span struct{ first, last uint64 }
+	spans := map[string]*span{}
+	var order []string
+	for _, l := range leaves {
+		if sp, ok := spans[l.Tenant]; ok {
+			sp.last = l.Index
+			continue
+		}
+		spans[l.Tenant] = &span{l.Index, l.Index}
+		order = append(order, l.Tenant)
+	}
+	for len(order) > 0 {
+		n := min(len(order), 300)
+		q := `INSERT INTO audit_tenant_ranges(tenant, first_idx, last_idx) VALUES (?,?,?)` + strings.Repeat(",(?,?,?)", n-1)
+		args := make([]any, 0, 3*n)
+		for _, t := range order[:n] {
+			args = append(args, t, int64(spans[t].first), int64(spans[t].last))
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return mapErr(err, "audit tenant ranges")
+		}
+		order = order[n:]
+	}
+	return nil
 }
 
 func (s *AuditStore) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
@@ -172,12 +205,60 @@ func (s *AuditStore) ReadLeaves(ctx context.Context, begin, end uint64) ([]audit
 	return scanLeaves(rows)
 }
 
-// QueryLeaves implements auditlog.Store.
+// QueryLeaves implements auditlog.Store. A tenant query walks that
+// tenant's ranges (audit_tenant_ranges) in index order and scans only them.
 func (s *AuditStore) QueryLeaves(ctx context.Context, q auditlog.LeafQuery) ([]auditlog.Leaf, error) {
-	var where []string
-	var args []any
+	limit := q.Limit
+	if limit <= 0 {
+		limit = rampart.DefaultPageSize
+	}
+	if q.Tenant == "" {
+		return s.queryRange(ctx, q, q.After, math.MaxInt64, limit)
+	}
+	var out []auditlog.Leaf
+	after := q.After
+	for len(out) < limit {
+		rows, err := s.db.QueryContext(ctx, `SELECT first_idx, last_idx FROM audit_tenant_ranges
+			WHERE tenant = ? AND last_idx > ? ORDER BY first_idx LIMIT 64`, q.Tenant, after)
+		if err != nil {
+			return nil, mapErr(err, "audit events")
+		}
+		var ranges [][2]int64
+		for rows.Next() {
+			var r [2]int64
+			if err := rows.Scan(&r[0], &r[1]); err != nil {
+				rows.Close()
+				return nil, mapErr(err, "audit events")
+			}
+			ranges = append(ranges, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, mapErr(err, "audit events")
+		}
+		for _, r := range ranges {
+			got, err := s.queryRange(ctx, q, max(after, r[0]-1), r[1], limit-len(out))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, got...)
+			if len(out) == limit {
+				return out, nil
+			}
+			after = r[1]
+		}
+		if len(ranges) < 64 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// queryRange returns up to limit leaves with after < idx <= last matching q.
+func (s *AuditStore) queryRange(ctx context.Context, q auditlog.LeafQuery, after, last int64, limit int) ([]auditlog.Leaf, error) {
+	where := []string{"idx > ?", "idx <= ?"}
+	args := []any{after, last}
 	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
-	add("idx > ?", q.After)
 	if q.Tenant != "" {
 		add("tenant = ?", q.Tenant)
 	}
@@ -195,10 +276,6 @@ func (s *AuditStore) QueryLeaves(ctx context.Context, q auditlog.LeafQuery) ([]a
 	}
 	if !q.Until.IsZero() {
 		add("time_ns < ?", q.Until.UnixNano())
-	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = rampart.DefaultPageSize
 	}
 	args = append(args, limit)
 	rows, err := s.db.QueryContext(ctx, leafSelect+`WHERE `+strings.Join(where, " AND ")+` ORDER BY idx LIMIT ?`, args...)

@@ -144,8 +144,14 @@ func testAppendConflicts(t *testing.T, st auditlog.Store) {
 func testQuery(t *testing.T, st auditlog.Store) {
 	ctx := context.Background()
 	const n = 60
-	if err := st.AppendLeaves(ctx, leaves(0, n)); err != nil {
-		t.Fatal(err)
+	// Several batches, so that per-batch structures (such as tenant ranges)
+	// are exercised across batch boundaries.
+	from := uint64(0)
+	for _, size := range []uint64{7, 1, 13, 2, 37} {
+		if err := st.AppendLeaves(ctx, leaves(from, size)); err != nil {
+			t.Fatal(err)
+		}
+		from += size
 	}
 	tests := []struct {
 		name string
@@ -162,41 +168,47 @@ func testQuery(t *testing.T, st auditlog.Store) {
 		{"since", auditlog.LeafQuery{Since: base.Add(40 * time.Second)}, func(l auditlog.Leaf) bool { return l.Index >= 40 }},
 		{"until", auditlog.LeafQuery{Until: base.Add(10 * time.Second)}, func(l auditlog.Leaf) bool { return l.Index < 10 }},
 		{"none", auditlog.LeafQuery{Tenant: "tn_zzz"}, func(auditlog.Leaf) bool { return false }},
+		{"tenant+since", auditlog.LeafQuery{Tenant: "tn_a", Since: base.Add(21 * time.Second)},
+			func(l auditlog.Leaf) bool { return l.Tenant == "tn_a" && l.Index >= 21 }},
+		{"tenant+principal+until", auditlog.LeafQuery{Tenant: "tn_b", Principal: "pr_2", Until: base.Add(50 * time.Second)},
+			func(l auditlog.Leaf) bool { return l.Tenant == "tn_b" && l.Principal == "pr_2" && l.Index < 50 }},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var got []auditlog.Leaf
-			q := tt.q
-			q.After, q.Limit = -1, 7
-			for {
-				page, err := st.QueryLeaves(ctx, q)
-				if err != nil {
-					t.Fatal(err)
+		for _, limit := range []int{1, 7, 100} {
+			t.Run(fmt.Sprintf("%s/limit%d", tt.name, limit), func(t *testing.T) {
+				var got []auditlog.Leaf
+				q := tt.q
+				q.After, q.Limit = -1, limit
+				for {
+					page, err := st.QueryLeaves(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(page) > limit {
+						t.Fatalf("page of %d > limit", len(page))
+					}
+					got = append(got, page...)
+					if len(page) < limit {
+						break
+					}
+					q.After = int64(page[len(page)-1].Index)
 				}
-				if len(page) > 7 {
-					t.Fatalf("page of %d > limit", len(page))
+				var want []uint64
+				for i := uint64(0); i < n; i++ {
+					if tt.want(leaf(i)) {
+						want = append(want, i)
+					}
 				}
-				got = append(got, page...)
-				if len(page) < 7 {
-					break
+				if len(got) != len(want) {
+					t.Fatalf("got %d leaves, want %d", len(got), len(want))
 				}
-				q.After = int64(page[len(page)-1].Index)
-			}
-			var want []uint64
-			for i := uint64(0); i < n; i++ {
-				if tt.want(leaf(i)) {
-					want = append(want, i)
+				for i, l := range got {
+					if l.Index != want[i] || !equalLeaf(l, leaf(l.Index)) {
+						t.Fatalf("leaf %d = %+v, want index %d", i, l, want[i])
+					}
 				}
-			}
-			if len(got) != len(want) {
-				t.Fatalf("got %d leaves, want %d", len(got), len(want))
-			}
-			for i, l := range got {
-				if l.Index != want[i] || !equalLeaf(l, leaf(l.Index)) {
-					t.Fatalf("leaf %d = %+v, want index %d", i, l, want[i])
-				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -13,8 +13,18 @@ CREATE TABLE audit_leaves (
     action     TEXT NOT NULL,
     resource   TEXT NOT NULL
 ) STRICT;
-CREATE INDEX audit_leaves_tenant ON audit_leaves(tenant, idx);
 CREATE INDEX audit_leaves_time ON audit_leaves(time_ns);
+
+-- Where each tenant's events are: one row per tenant per appended batch
+-- (the smallest and largest index of its events in that batch). A per-event
+-- (tenant, idx) index costs a third of the insert rate under load; this
+-- costs one row per tenant per batch and still narrows tenant queries.
+CREATE TABLE audit_tenant_ranges (
+    tenant     TEXT NOT NULL,
+    first_idx  INTEGER NOT NULL,
+    last_idx   INTEGER NOT NULL,
+    PRIMARY KEY (tenant, first_idx)
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE audit_checkpoints (
     size        INTEGER PRIMARY KEY,
@@ -47,5 +57,6 @@ BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only; only a missing tim
 -- +goose StatementEnd
 
 -- +goose Down
+DROP TABLE audit_tenant_ranges;
 DROP TABLE audit_checkpoints;
 DROP TABLE audit_leaves;
