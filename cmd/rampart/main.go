@@ -54,6 +54,8 @@ func newRoot(g *globals) *cobra.Command {
 	pf.StringVar(&g.caCert, "ca-cert", "", "PEM file of a CA to trust (else RAMPART_CA_CERT, else the saved login)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
 	root.AddCommand(serveCmd(g), quickstartCmd(g), loginCmd(g), whoamiCmd(g), tenantCmd(g), principalCmd(g), keyCmd(g), versionCmd(g), trainCmd(g), jobCmd(g), internalCmd())
+	root.AddCommand(datasetCmd(g))
+	root.AddCommand(auditCmd(g))
 	return root
 }
 
