@@ -52,6 +52,18 @@ const (
 	ModelExport  Action = "model.export"
 	ModelPromote Action = "model.promote"
 	ModelApprove Action = "model.approve"
+	// ModelRegister: a finished training job registers its model (the
+	// jobs service acts for the job's submitter).
+	ModelRegister Action = "model.register"
+	// ModelImport: import an external model (MODEL-2, SUP-3).
+	ModelImport Action = "model.import"
+	// ModelGrantExport: grant or revoke another principal's right to
+	// export a model's weights (MODEL-4).
+	ModelGrantExport Action = "model.grant_export"
+
+	// SigningKeyRead: read the platform's public model-signing key, for
+	// offline verification of attestations (not tenant data).
+	SigningKeyRead Action = "signing_key.read"
 
 	EndpointCreate Action = "endpoint.create"
 	EndpointRead   Action = "endpoint.read"
@@ -167,10 +179,19 @@ var table = map[Action]rule{
 	JobRead:   {rampart.RoleModelDeveloper: {Own}, rampart.RoleAuditor: {Own}},
 	JobCancel: {rampart.RoleModelDeveloper: {Own}},
 
-	ModelRead:    {rampart.RoleModelDeveloper: {Own}, rampart.RoleAuditor: {Own}},
-	ModelExport:  {rampart.RoleModelDeveloper: {Granted}},
-	ModelPromote: {rampart.RoleModelDeveloper: {Own}},
-	ModelApprove: {rampart.RoleModelDeveloper: {Own}},
+	ModelRead: {rampart.RoleModelDeveloper: {Own}, rampart.RoleAuditor: {Own}},
+	// MODEL-4: the role may export its tenant's models, and the registry
+	// additionally requires a live export grant to the exporting principal
+	// from another principal (registry.Export).
+	ModelExport:      {rampart.RoleModelDeveloper: {Own}},
+	ModelPromote:     {rampart.RoleModelDeveloper: {Own}},
+	ModelApprove:     {rampart.RoleModelDeveloper: {Own}},
+	ModelRegister:    {rampart.RoleModelDeveloper: {Own}},
+	ModelImport:      {rampart.RoleModelDeveloper: {Own}},
+	ModelGrantExport: {rampart.RoleModelDeveloper: {Own}},
+
+	SigningKeyRead: {rampart.RoleOperator: {Platform}, rampart.RoleDataProvider: {Platform}, rampart.RoleModelDeveloper: {Platform},
+		rampart.RoleServiceUser: {Platform}, rampart.RoleAuditor: {Platform}},
 
 	EndpointCreate: {rampart.RoleModelDeveloper: {Own}},
 	EndpointRead:   {rampart.RoleModelDeveloper: {Own}, rampart.RoleServiceUser: {Own, Granted}, rampart.RoleAuditor: {Own}},
@@ -189,7 +210,6 @@ var purposeOf = map[Action]Purpose{
 	DatasetReadRows: PurposeRead,
 	DatasetTrain:    PurposeTrain,
 	DatasetEvaluate: PurposeEvaluate,
-	ModelExport:     PurposeExport,
 	EndpointRead:    PurposePredict,
 	Predict:         PurposePredict,
 }

@@ -55,6 +55,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
 	root.AddCommand(serveCmd(g), quickstartCmd(g), loginCmd(g), whoamiCmd(g), tenantCmd(g), principalCmd(g), keyCmd(g), versionCmd(g), trainCmd(g), jobCmd(g), internalCmd())
 	root.AddCommand(datasetCmd(g))
+	root.AddCommand(auditCmd(g))
 	return root
 }
 

@@ -1,0 +1,339 @@
+package registry
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/authz"
+	"github.com/rampart-mlaas/rampart/barrier"
+	"github.com/rampart-mlaas/rampart/ml"
+	"github.com/rampart-mlaas/rampart/signer"
+)
+
+// TrainSpec is what a training run was asked to do.
+type TrainSpec struct {
+	Algorithm string
+	Task      string
+	Target    string
+	Features  []string
+	Params    map[string]string
+	Seed      uint64
+}
+
+// TrainedInput is everything the jobs service hands over when a training
+// job finishes.
+type TrainedInput struct {
+	// Owner is the principal that submitted the job; it must still hold
+	// model.register in its tenant. Its tenant is the model's tenant.
+	Owner     rampart.Principal
+	RequestID string
+	// ModelName names the model (created on first registration).
+	ModelName string
+	// Artifact is the ml artifact bytes (ml.Model.Marshal).
+	Artifact []byte
+	Spec     TrainSpec
+	Datasets []DatasetInput
+	Metrics  map[string]float64
+	// DP is the guarantee of a DP-trained model; nil for non-private runs.
+	DP         *DPParams
+	JobID      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	// IntendedUse and Limitations go to the model card; defaults describe
+	// the training data when empty.
+	IntendedUse string
+	Limitations []string
+}
+
+// RegisterTrained registers the artifact of a finished training job as a
+// new candidate version: it seals the artifact, builds the model card
+// (MODEL-3) and ML-BOM (SUP-1), signs an in-toto/SLSA attestation of the
+// datasets, algorithm, parameters, seed, platform version and times
+// (TRAIN-1), stores the immutable version and records the lineage dataset →
+// job → model in the audit log (AUDIT-5).
+//
+// It is called by the jobs service, not by an HTTP handler: the owner is
+// authorized for model.register here. Identical inputs give an identical
+// attestation apart from runDetails.metadata (times, invocation ID).
+func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart.ModelVersion, error) {
+	if err := CheckName(in.ModelName); err != nil {
+		return rampart.ModelVersion{}, err
+	}
+	if len(in.Artifact) == 0 || len(in.Artifact) > ml.MaxArtifactSize {
+		return rampart.ModelVersion{}, rampart.Invalid("artifact", "artifact must be 1..%d bytes", ml.MaxArtifactSize)
+	}
+	mm, err := ml.Unmarshal(in.Artifact)
+	if err != nil {
+		return rampart.ModelVersion{}, &rampart.Error{Code: rampart.CodeInvalid, Field: "artifact", Message: "not a valid model artifact", Err: err}
+	}
+	spec := in.Spec
+	if spec.Algorithm == "" {
+		spec.Algorithm = mm.Algorithm
+	}
+	if spec.Task == "" {
+		spec.Task = string(mm.Task)
+	}
+	if spec.Target == "" {
+		spec.Target = mm.Target
+	}
+	if spec.Algorithm != mm.Algorithm || spec.Task != string(mm.Task) || spec.Target != mm.Target {
+		return rampart.ModelVersion{}, rampart.Invalid("spec", "the training spec does not match the artifact (%s/%s/%s)", mm.Algorithm, mm.Task, mm.Target)
+	}
+	if spec.Features == nil {
+		for _, f := range mm.Schema() {
+			spec.Features = append(spec.Features, f.Name)
+		}
+	}
+	if len(in.Datasets) == 0 {
+		return rampart.ModelVersion{}, rampart.Invalid("datasets", "a trained model needs its datasets (TRAIN-1)")
+	}
+	for _, d := range in.Datasets {
+		if d.ID == "" || !barrier.ValidDigest(strings.TrimPrefix(d.Digest, "sha256:")) {
+			return rampart.ModelVersion{}, rampart.Invalid("datasets", "every dataset needs an ID and a sha256 digest")
+		}
+	}
+	for k, v := range in.Metrics {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return rampart.ModelVersion{}, rampart.Invalid("metrics", "metric %s is not finite", k)
+		}
+	}
+	dp := in.DP
+	if dp == nil && mm.DP != nil {
+		dp = &DPParams{Epsilon: mm.DP.Epsilon, Delta: mm.DP.Delta, NoiseMultiplier: mm.DP.NoiseMultiplier, Private: mm.DP.Private}
+	}
+	datasets := slices.Clone(in.Datasets)
+	for i := range datasets {
+		datasets[i].Digest = strings.TrimPrefix(datasets[i].Digest, "sha256:")
+	}
+	card := Card{Provenance: rampart.ProvenanceTrained, Format: rampart.FormatRampart, Algorithm: spec.Algorithm,
+		Task: spec.Task, Target: spec.Target, Features: spec.Features, Params: spec.Params, Seed: &spec.Seed,
+		Datasets: datasets, Metrics: in.Metrics, DP: dp, JobID: in.JobID, IntendedUse: in.IntendedUse, Limitations: in.Limitations}
+	if card.IntendedUse == "" {
+		card.IntendedUse = fmt.Sprintf("%s of %s from tabular records distributed like the training datasets listed in this card", spec.Task, spec.Target)
+	}
+	if len(card.Limitations) == 0 {
+		card.Limitations = []string{"not evaluated on data from outside the distribution of the listed training datasets",
+			"no security assessment (membership inference, extraction, evasion) was recorded at registration"}
+	}
+	if card.Metrics == nil {
+		card.Metrics = map[string]float64{}
+	}
+	ext := map[string]any{"model": in.ModelName, "algorithm": spec.Algorithm, "task": spec.Task, "target": spec.Target,
+		"features": spec.Features, "params": nonNil(spec.Params), "seed": spec.Seed}
+	internal := map[string]any{"rampart_version": s.platform, "format": rampart.FormatRampart}
+	if dp != nil {
+		ext["dp"] = map[string]any{"epsilon": dp.Epsilon, "delta": dp.Delta}
+		internal["dp_noise_multiplier"] = dp.NoiseMultiplier
+		internal["dp_private"] = dp.Private
+	}
+	var deps []signer.ResourceDescriptor
+	for _, d := range datasets {
+		rd := signer.ResourceDescriptor{Name: cmpOr(d.Name, d.ID), URI: fmt.Sprintf("rampart:dataset/%s@%d", d.ID, d.Version),
+			Digest: map[string]string{"sha256": d.Digest}}
+		if d.GrantID != "" {
+			rd.Annotations = map[string]any{"grant_id": d.GrantID}
+		}
+		deps = append(deps, rd)
+	}
+	bd := signer.BuildDefinition{BuildType: signer.BuildTypeTrain, ExternalParameters: ext, InternalParameters: internal, ResolvedDependencies: deps}
+	started, finished := in.StartedAt.UTC(), in.FinishedAt.UTC()
+	md := signer.BuildMetadata{InvocationID: in.JobID}
+	if !in.StartedAt.IsZero() {
+		md.StartedOn = &started
+	}
+	if !in.FinishedAt.IsZero() {
+		md.FinishedOn = &finished
+	}
+	a, err := s.decide(ctx, in.Owner, in.RequestID, authz.ModelRegister, authz.Resource{Kind: "model", ID: in.ModelName, TenantID: in.Owner.TenantID},
+		map[string]string{"job": in.JobID, "name": in.ModelName})
+	if err != nil {
+		return rampart.ModelVersion{}, err
+	}
+	return s.register(ctx, a, in.Owner, in.RequestID, in.ModelName, in.Artifact, rampart.FormatRampart, card, bd, md)
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// register stores a new version of the named model (created if new). The
+// artifact is sealed first, then the row is stored; the audit event with
+// the lineage is recorded before the row exists (fail closed).
+func (s *Service) register(ctx context.Context, a *audited, owner rampart.Principal, requestID, name string, artifact []byte, format string,
+	card Card, bd signer.BuildDefinition, md signer.BuildMetadata) (rampart.ModelVersion, error) {
+	sum := sha256.Sum256(artifact)
+	hexDigest := hex.EncodeToString(sum[:])
+	digest := "sha256:" + hexDigest
+	key, err := s.keys.SigningKey(ctx, SigningKeyName)
+	if err != nil {
+		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: signing key: %w", err))
+	}
+	st := &signer.Statement{Type: signer.StatementType, PredicateType: signer.PredicateSLSAv1,
+		Subject:   []signer.Subject{{Name: name, Digest: map[string]string{"sha256": hexDigest}}},
+		Predicate: signer.Provenance{BuildDefinition: bd, RunDetails: signer.RunDetails{Builder: signer.Builder{ID: signer.BuilderID, Version: map[string]string{"rampart": s.platform}}, Metadata: md}}}
+	payload, err := st.Marshal()
+	if err != nil {
+		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: statement: %w", err))
+	}
+	env, err := signer.Sign(key, signer.PayloadTypeInToto, payload).Marshal()
+	if err != nil {
+		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: envelope: %w", err))
+	}
+
+	// Seal the artifact first under a fresh random reference: nothing can
+	// collide with it, and a crash before the row is stored leaves only an
+	// unreferenced ciphertext.
+	artifactID := rampart.NewID(rampart.PrefixArtifact)
+	ref := artifactRef(owner.TenantID, artifactID)
+	sealed, err := s.barrier.PutBytes(ctx, ref, artifact)
+	if err != nil {
+		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: seal artifact: %w", err))
+	}
+	if sealed.Digest != hexDigest {
+		_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
+		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: sealed digest differs"))
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	// Another process (or service instance) may take the same version
+	// number first: the store refuses the second, and we try the next.
+	for attempt := 0; ; attempt++ {
+		v, err := s.storeVersion(ctx, owner, requestID, name, artifactID, int64(len(artifact)), digest, format, card, env, key.PublicKey())
+		if err == nil || !errors.Is(err, rampart.ErrConflict) || attempt == 4 {
+			if err != nil {
+				_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
+				return rampart.ModelVersion{}, a.done(ctx, err)
+			}
+			return v, nil
+		}
+	}
+}
+
+// storeVersion allocates the next version number of the named model
+// (creating the model), builds card, BOM and binding for it, records the
+// lineage event (AUDIT-5) and stores the row.
+func (s *Service) storeVersion(ctx context.Context, owner rampart.Principal, requestID, name, artifactID string, size int64,
+	digest, format string, card Card, env []byte, pub ed25519.PublicKey) (rampart.ModelVersion, error) {
+	m, err := s.store.GetModelByName(ctx, owner.TenantID, name)
+	if errors.Is(err, rampart.ErrNotFound) {
+		m = rampart.Model{ID: rampart.NewID(rampart.PrefixModel), TenantID: owner.TenantID, Name: name, Owner: owner.ID, CreatedAt: s.now().UTC()}
+		err = s.store.CreateModel(ctx, m)
+	}
+	if err != nil {
+		return rampart.ModelVersion{}, err
+	}
+	v := m.LatestVersion + 1
+	card.Model, card.ModelID, card.Version, card.Owner, card.Digest = name, m.ID, v, owner.ID, digest
+	card.Signing = CardSigning{KeyID: signer.KeyID(pub), PredicateType: signer.PredicateSLSAv1}
+	cardJSON, err := card.Marshal()
+	if err != nil {
+		return rampart.ModelVersion{}, err
+	}
+	bomJSON, err := canonicalJSON(buildBOM(&card, s.platform))
+	if err != nil {
+		return rampart.ModelVersion{}, err
+	}
+	rec := rampart.ModelRecord{ModelVersion: rampart.ModelVersion{ModelID: m.ID, TenantID: m.TenantID, ModelName: name, Version: v,
+		Stage: rampart.StageCandidate, Format: format, Provenance: card.Provenance, Digest: digest, Size: size,
+		Algorithm: card.Algorithm, Task: card.Task, Metrics: maps.Clone(card.Metrics), JobID: card.JobID, CreatedBy: owner.ID,
+		CreatedAt: s.now().UTC(), KeyID: card.Signing.KeyID}, ArtifactID: artifactID, Card: cardJSON, BOM: bomJSON, Attestation: env}
+	if rec.Binding, err = s.binding(ctx, rec); err != nil {
+		return rampart.ModelVersion{}, err
+	}
+	// AUDIT-5: the lineage event names the datasets (by digest), the grant,
+	// the job and the new version with its artifact digest, and is durable
+	// before the version exists.
+	lineage := map[string]string{"model": name, "version": fmt.Sprint(v), "provenance": card.Provenance, "format": format}
+	if card.JobID != "" {
+		lineage["job"] = card.JobID
+	}
+	var ds []string
+	for _, d := range card.Datasets {
+		ds = append(ds, fmt.Sprintf("%s@%d=sha256:%s", d.ID, d.Version, d.Digest))
+		if d.GrantID != "" {
+			lineage["grant:"+d.ID] = d.GrantID
+		}
+	}
+	if len(ds) > 0 {
+		lineage["datasets"] = strings.Join(ds, ",")
+	}
+	ev := rampart.AuditEvent{Time: s.now().UTC(), TenantID: m.TenantID, Principal: owner.ID, Role: owner.Role,
+		Action: "model.version.create", Resource: fmt.Sprintf("model/%s@%d", m.ID, v), Allow: true, Outcome: "ok",
+		Reason: "signed " + card.Provenance + " model version", RequestID: requestID, Digest: digest, Details: lineage}
+	if err := s.audit.Record(ctx, ev); err != nil {
+		return rampart.ModelVersion{}, unavailable(err)
+	}
+	if err := s.store.AddModelVersion(ctx, rec); err != nil {
+		ev.Outcome, ev.Allow, ev.Time = string(rampart.ErrorCode(err)), false, s.now().UTC()
+		if aerr := s.audit.Record(ctx, ev); aerr != nil {
+			return rampart.ModelVersion{}, errors.Join(err, unavailable(aerr))
+		}
+		return rampart.ModelVersion{}, err
+	}
+	return rec.ModelVersion, nil
+}
+
+func artifactRef(tenant, artifactID string) barrier.Ref {
+	return barrier.Ref{Tenant: tenant, Kind: "model", ID: artifactID, Version: 0}
+}
+
+// bindingMessage is what the tenant MAC covers: the version's identity and
+// every immutable field, with the documents by digest.
+func bindingMessage(r rampart.ModelRecord) ([]byte, error) {
+	h := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	return canonicalJSON(struct {
+		Domain                                   string
+		Tenant, Model, Name                      string
+		Version                                  int
+		Format, Provenance, Digest               string
+		Size                                     int64
+		Algorithm, Task, JobID, CreatedBy, KeyID string
+		ArtifactID                               string
+		CreatedAt                                int64
+		Metrics                                  map[string]float64
+		Card, BOM, Attestation                   string
+	}{"rampart/model-version/v1", r.TenantID, r.ModelID, r.ModelName, r.Version, r.Format, r.Provenance, r.Digest, r.Size,
+		r.Algorithm, r.Task, r.JobID, r.CreatedBy, r.KeyID, r.ArtifactID, r.CreatedAt.UnixNano(), r.Metrics, h(r.Card), h(r.BOM), h(r.Attestation)})
+}
+
+func (s *Service) binding(ctx context.Context, r rampart.ModelRecord) ([]byte, error) {
+	msg, err := bindingMessage(r)
+	if err != nil {
+		return nil, err
+	}
+	mac, err := s.keys.TenantMAC(ctx, r.TenantID)
+	if err != nil {
+		return nil, fmt.Errorf("registry: tenant MAC: %w", err)
+	}
+	return mac.ComputeMAC(msg)
+}
+
+// checkBinding verifies the row's MAC: a row moved to another version or
+// model, or any changed field or document, fails (MODEL-1, MODEL-6).
+func (s *Service) checkBinding(ctx context.Context, r rampart.ModelRecord) error {
+	msg, err := bindingMessage(r)
+	if err != nil {
+		return err
+	}
+	mac, err := s.keys.TenantMAC(ctx, r.TenantID)
+	if err != nil {
+		return fmt.Errorf("registry: tenant MAC: %w", err)
+	}
+	if err := mac.VerifyMAC(r.Binding, msg); err != nil {
+		return fmt.Errorf("%w: the version record's binding does not verify", signer.ErrVerify)
+	}
+	return nil
+}
