@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -78,39 +79,29 @@ func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) e
 		}
 		leaves = leaves[n:]
 	}
-	if err := insertTenantRanges(ctx, tx, all); err != nil {
+	if err := insertBatch(ctx, tx, all); err != nil {
 		return err
 	}
 	return mapErr(tx.Commit(), "audit leaves")
 }
 
-// insertTenantRanges records, for each tenant in the batch, the range of
-// indexes its events span (audit_tenant_ranges).
-func insertTenantRanges(ctx context.Context, tx *sql.Tx, leaves []auditlog.Leaf) error {
-	type span struct{ first, last uint64 }
-	spans := map[string]*span{}
-	var order []string
+// insertBatch records the batch's index range and tenants (audit_batches).
+func insertBatch(ctx context.Context, tx *sql.Tx, leaves []auditlog.Leaf) error {
+	seen := map[string]bool{}
+	var tenants []string
 	for _, l := range leaves {
-		if sp, ok := spans[l.Tenant]; ok {
-			sp.last = l.Index
-			continue
+		if !seen[l.Tenant] {
+			seen[l.Tenant] = true
+			tenants = append(tenants, l.Tenant)
 		}
-		spans[l.Tenant] = &span{l.Index, l.Index}
-		order = append(order, l.Tenant)
 	}
-	for len(order) > 0 {
-		n := min(len(order), 300)
-		q := `INSERT INTO audit_tenant_ranges(tenant, first_idx, last_idx) VALUES (?,?,?)` + strings.Repeat(",(?,?,?)", n-1)
-		args := make([]any, 0, 3*n)
-		for _, t := range order[:n] {
-			args = append(args, t, int64(spans[t].first), int64(spans[t].last))
-		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return mapErr(err, "audit tenant ranges")
-		}
-		order = order[n:]
+	js, err := json.Marshal(tenants)
+	if err != nil {
+		return fmt.Errorf("audit batches: %w", err)
 	}
-	return nil
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_batches(first_idx, last_idx, tenants) VALUES (?,?,?)`,
+		int64(leaves[0].Index), int64(leaves[len(leaves)-1].Index), string(js))
+	return mapErr(err, "audit batches")
 }
 
 func (s *AuditStore) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
@@ -205,8 +196,8 @@ func (s *AuditStore) ReadLeaves(ctx context.Context, begin, end uint64) ([]audit
 	return scanLeaves(rows)
 }
 
-// QueryLeaves implements auditlog.Store. A tenant query walks that
-// tenant's ranges (audit_tenant_ranges) in index order and scans only them.
+// QueryLeaves implements auditlog.Store. A tenant query walks the batches
+// that hold the tenant (audit_batches) in index order and scans only them.
 func (s *AuditStore) QueryLeaves(ctx context.Context, q auditlog.LeafQuery) ([]auditlog.Leaf, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -215,29 +206,42 @@ func (s *AuditStore) QueryLeaves(ctx context.Context, q auditlog.LeafQuery) ([]a
 	if q.Tenant == "" {
 		return s.queryRange(ctx, q, q.After, math.MaxInt64, limit)
 	}
+	needle, err := json.Marshal(q.Tenant)
+	if err != nil {
+		return nil, fmt.Errorf("audit events: %w", err)
+	}
 	var out []auditlog.Leaf
 	after := q.After
+	// Start at the batch holding index after+1.
+	var from int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(first_idx), 0) FROM audit_batches WHERE first_idx <= ?`,
+		after+1).Scan(&from); err != nil {
+		return nil, mapErr(err, "audit events")
+	}
 	for len(out) < limit {
-		rows, err := s.db.QueryContext(ctx, `SELECT first_idx, last_idx FROM audit_tenant_ranges
-			WHERE tenant = ? AND last_idx > ? ORDER BY first_idx LIMIT 64`, q.Tenant, after)
+		rows, err := s.db.QueryContext(ctx, `SELECT first_idx, last_idx FROM audit_batches
+			WHERE first_idx >= ? AND instr(tenants, ?) > 0 ORDER BY first_idx LIMIT 64`, from, string(needle))
 		if err != nil {
 			return nil, mapErr(err, "audit events")
 		}
-		var ranges [][2]int64
+		var batches [][2]int64
 		for rows.Next() {
-			var r [2]int64
-			if err := rows.Scan(&r[0], &r[1]); err != nil {
+			var b [2]int64
+			if err := rows.Scan(&b[0], &b[1]); err != nil {
 				rows.Close()
 				return nil, mapErr(err, "audit events")
 			}
-			ranges = append(ranges, r)
+			batches = append(batches, b)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, mapErr(err, "audit events")
 		}
-		for _, r := range ranges {
-			got, err := s.queryRange(ctx, q, max(after, r[0]-1), r[1], limit-len(out))
+		for _, b := range batches {
+			if b[1] <= after {
+				continue
+			}
+			got, err := s.queryRange(ctx, q, max(after, b[0]-1), b[1], limit-len(out))
 			if err != nil {
 				return nil, err
 			}
@@ -245,11 +249,12 @@ func (s *AuditStore) QueryLeaves(ctx context.Context, q auditlog.LeafQuery) ([]a
 			if len(out) == limit {
 				return out, nil
 			}
-			after = r[1]
+			after = b[1]
 		}
-		if len(ranges) < 64 {
+		if len(batches) < 64 {
 			break
 		}
+		from = batches[len(batches)-1][0] + 1
 	}
 	return out, nil
 }
