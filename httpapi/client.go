@@ -120,3 +120,6 @@ func decode(resp *http.Response, out any) error {
 	}
 	return json.NewDecoder(lr).Decode(out)
 }
+
+// Decode turns a response into out, or into a *ProblemError for 4xx/5xx.
+func (c *Client) Decode(resp *http.Response, out any) error { return decode(resp, out) }

@@ -50,3 +50,6 @@ func openAudit(ctx context.Context, s *Server) (*auditlog.Log, error) {
 }
 
 var _ rampart.Auditor = (*auditlog.Log)(nil)
+
+// routeAudit serves the log's routes.
+func (s *Server) routeAudit() { s.API.RegisterAudit(s.AuditLog) }

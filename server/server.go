@@ -121,6 +121,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	ids := identity.New(s.DB, s.Authn, s.Audit, nil)
 	s.API = httpapi.New(httpapi.Deps{Identity: ids, Authn: s.Authn, Audit: s.Audit, Log: log, Version: Version,
 		Ready: s.ready})
+	s.routeAudit()
 	if _, err := openRegistry(s); err != nil {
 		return nil, err
 	}

@@ -30,6 +30,12 @@ type Env struct {
 // the configuration.
 func Start(t testing.TB, mod ...func(*server.Config)) *Env {
 	t.Helper()
+	return StartWithLog(t, io.Discard, mod...)
+}
+
+// StartWithLog is Start with the server's own log written to logw (JSON).
+func StartWithLog(t testing.TB, logw io.Writer, mod ...func(*server.Config)) *Env {
+	t.Helper()
 	cfg := server.Defaults()
 	cfg.DataDir = t.TempDir() + "/data"
 	cfg.Addr = "127.0.0.1:0"
@@ -37,7 +43,7 @@ func Start(t testing.TB, mod ...func(*server.Config)) *Env {
 	for _, m := range mod {
 		m(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.Open(ctx, cfg, log)
 	if err != nil {
