@@ -34,6 +34,9 @@ const (
 
 	MetricsRead Action = "metrics.read"
 	AuditRead   Action = "audit.read"
+	// AuditProof: the log's public key, checkpoints and Merkle proofs, which
+	// carry only hashes; every principal needs them to verify its own events.
+	AuditProof Action = "audit.proof"
 
 	DatasetCreate   Action = "dataset.create"
 	DatasetRead     Action = "dataset.read" // metadata and audit report, never rows
@@ -165,6 +168,8 @@ var table = map[Action]rule{
 
 	MetricsRead: {rampart.RoleOperator: {Platform}},
 	AuditRead:   {rampart.RoleOperator: {Own, Foreign, Platform}, rampart.RoleAuditor: {Own}, rampart.RoleDataProvider: {Own}},
+	AuditProof: {rampart.RoleOperator: {Platform}, rampart.RoleDataProvider: {Platform}, rampart.RoleModelDeveloper: {Platform},
+		rampart.RoleServiceUser: {Platform}, rampart.RoleAuditor: {Platform}},
 
 	DatasetCreate:   {rampart.RoleDataProvider: {Own}},
 	DatasetRead:     {rampart.RoleDataProvider: {Own}, rampart.RoleModelDeveloper: {Own, Granted}, rampart.RoleAuditor: {Own}},
