@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -65,7 +66,9 @@ func (s *Service) Import(ctx context.Context, in ImportInput) (rampart.ModelVers
 	// MODEL-2: allow-list by content.
 	det := Sniff(in.Data)
 	if det.Format == "" {
-		a.ev.Details["detected"] = det.Kind
+		d := maps.Clone(a.ev.Details)
+		d["detected"] = det.Kind
+		a.ev.Details = d
 		return rampart.ModelVersion{}, s.refuse(ctx, a, "MODEL-2: rejected "+det.Kind, rampart.Invalid("model", "%s", det.Reason))
 	}
 	if in.Format != "" && in.Format != det.Format {

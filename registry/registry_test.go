@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -53,6 +54,7 @@ func (r *recorder) find(action string, allow bool) []rampart.AuditEvent {
 
 type env struct {
 	t      *testing.T
+	dir    string
 	db     *sqlite.DB
 	keys   *keyring.Keyring
 	blobs  *disk.Store
@@ -93,7 +95,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { blobs.Close() })
-	e := &env{t: t, db: db, keys: keys, blobs: blobs, bar: barrier.New(keys, blobs), audit: &recorder{},
+	e := &env{t: t, dir: dir, db: db, keys: keys, blobs: blobs, bar: barrier.New(keys, blobs), audit: &recorder{},
 		clock: time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)}
 	e.tenant = rampart.Tenant{ID: rampart.NewID(rampart.PrefixTenant), Name: "acme", CreatedAt: e.clock}
 	if err := db.CreateTenant(ctx, e.tenant); err != nil {
@@ -319,3 +321,18 @@ func mustModel(t *testing.T, e *env, name string) rampart.Model {
 }
 
 var signerMetadataZero = signer.BuildMetadata{}
+
+var tinyXGB = mustRead("testdata/xgboost/multi_softprob.json")
+
+func mustRead(p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func digestOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
