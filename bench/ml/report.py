@@ -20,12 +20,14 @@ for path in sorted(glob.glob(os.path.join(out, "rampart*.json")) + glob.glob(os.
                 rows[key]["TrainRuns"] = rows[key]["TrainRuns"] + r["TrainRuns"]
             else:
                 rows[key] = r
-            if r.get("PredictRowsPerS"):
-                rates.setdefault(key, []).append(r["PredictRowsPerS"])
+            for f in ("PredictRowsPerS", "PredictRowsPerCPUSecond", "TrainCPUSeconds"):
+                if r.get(f):
+                    rates.setdefault((key, f), []).append(r[f])
 for key, r in rows.items():
     r["TrainSeconds"] = statistics.median(r["TrainRuns"])
-    if key in rates:
-        r["PredictRowsPerS"] = statistics.median(rates[key])
+    for f in ("PredictRowsPerS", "PredictRowsPerCPUSecond", "TrainCPUSeconds"):
+        if (key, f) in rates:
+            r[f] = statistics.median(rates[(key, f)])
 
 
 def get(ds, learner):
@@ -62,15 +64,20 @@ if mlp:
 synth = sorted({d for d, _ in rows if d.startswith("synth")})
 for ds in synth:
     print(f"\n### {ds} (first 75 % train, last 25 % test; i.i.d. rows)\n")
-    print("| learner | test AUC | train s (median) | runs | predict rows/s (median of 3, all rows) |")
-    print("|---|---|---|---|---|")
+    print("| learner | test AUC | train s (median) | runs (s) | train CPU-s | predict rows/s (wall) | predict rows per CPU-s |")
+    print("|---|---|---|---|---|---|---|")
     for name in ["gbdt", "xgboost-hist", "sklearn-hgb", "logreg", "sklearn-logreg-lbfgs"]:
         r = get(ds, name)
         if r:
             runs = ", ".join(f"{t:.2f}" for t in r["TrainRuns"])
-            print(f"| {name} | {r['AUC']:.4f} | {r['TrainSeconds']:.2f} | {runs} | {r.get('PredictRowsPerS', 0)/1e6:.2f} M |")
+            print(f"| {name} | {r['AUC']:.4f} | {r['TrainSeconds']:.2f} | {runs} | {r.get('TrainCPUSeconds', 0):.1f} | "
+                  f"{r.get('PredictRowsPerS', 0)/1e6:.2f} M | {r.get('PredictRowsPerCPUSecond', 0)/1e6:.2f} M |")
     gb, xg, hg = get(ds, "gbdt"), get(ds, "xgboost-hist"), get(ds, "sklearn-hgb")
     lr, sk = get(ds, "logreg"), get(ds, "sklearn-logreg-lbfgs")
+    if gb and xg and gb.get("TrainCPUSeconds") and xg.get("TrainCPUSeconds"):
+        print(f"\nCPU-time ratios: GBDT Rampart/XGBoost {gb['TrainCPUSeconds']/xg['TrainCPUSeconds']:.2f}"
+              + (f", Rampart/HGB {gb['TrainCPUSeconds']/hg['TrainCPUSeconds']:.2f}" if hg and hg.get("TrainCPUSeconds") else "")
+              + (f"; logistic Rampart/sklearn {lr['TrainCPUSeconds']/sk['TrainCPUSeconds']:.2f}" if lr and sk and sk.get("TrainCPUSeconds") else "") + ".")
     if gb and xg:
         print(f"\nGBDT training time ratio Rampart/XGBoost hist: {gb['TrainSeconds']/xg['TrainSeconds']:.2f}"
               + (f"; Rampart/HistGradientBoosting: {gb['TrainSeconds']/hg['TrainSeconds']:.2f}" if hg else "")

@@ -22,8 +22,12 @@ mkdir -p "$OUT"
 go build -o "$OUT/mlbench" ./bench/ml
 peers() {
 	# OpenBLAS tuning variables set for other workloads on this machine would
-	# skew numpy; unset them for the peers only.
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $PY bench/ml/peers.py --data "$DATA" --out "$OUT" --repeats 1 "$@" >&2
+	# skew numpy; unset them for the peers only. OMP_WAIT_POLICY=PASSIVE: the
+	# machine is shared, and OpenMP's default spin-waiting makes XGBoost and
+	# HistGradientBoosting 10-20x slower when the cores are oversubscribed
+	# (measured here); passive waiting is the fair setting for them.
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE \
+		$PY bench/ml/peers.py --data "$DATA" --out "$OUT" --repeats 1 "$@" >&2
 }
 "$OUT/mlbench" -data "$DATA" -out "$OUT" -only dp -repeats "$ROUNDS" >&2
 for part in datasets synth; do

@@ -113,7 +113,17 @@ func (g *grower) grow(rows, feats []int, gh []float64) ([]Node, error) {
 			parents = append(parents, nd)
 			next = append(next, l, r)
 		}
-		g.buildHists(small, feats, gh)
+		// Children at the depth or leaf limit will not split: they need
+		// their gradient sums (known from the split) but no histograms.
+		if (g.p.MaxDepth > 0 && depth+1 >= g.p.MaxDepth) || (g.p.MaxLeaves > 0 && leaves >= g.p.MaxLeaves) {
+			for _, nd := range parents {
+				g.putHist(nd.hist)
+				nd.hist = nil
+			}
+			larger = nil
+		} else {
+			g.buildHists(small, feats, gh)
+		}
 		for j, big := range larger {
 			// The parent's buffer becomes the larger child's: in place.
 			ph, sh := parents[j].hist, small[j].hist
