@@ -115,7 +115,8 @@ func (g *grower) grow(rows, feats []int, gh []float64) ([]Node, error) {
 		}
 		// Children at the depth or leaf limit will not split: they need
 		// their gradient sums (known from the split) but no histograms.
-		if (g.p.MaxDepth > 0 && depth+1 >= g.p.MaxDepth) || (g.p.MaxLeaves > 0 && leaves >= g.p.MaxLeaves) {
+		last := (g.p.MaxDepth > 0 && depth+1 >= g.p.MaxDepth) || (g.p.MaxLeaves > 0 && leaves >= g.p.MaxLeaves)
+		if last {
 			for _, nd := range parents {
 				g.putHist(nd.hist)
 				nd.hist = nil
@@ -146,6 +147,9 @@ func (g *grower) grow(rows, feats []int, gh []float64) ([]Node, error) {
 			}
 		}
 		frontier = next
+		if last {
+			break
+		}
 	}
 	for _, nd := range frontier {
 		if err := g.setLeaf(tree, nd); err != nil {
