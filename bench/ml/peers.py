@@ -147,7 +147,7 @@ def run_datasets(data, out, repeats):
     return results
 
 
-def run_synth(out, repeats):
+def run_synth(out, repeats, hgb):
     x = np.fromfile(os.path.join(out, "synth.x.f64"), dtype="<f8").reshape(-1, 20)
     y = np.fromfile(os.path.join(out, "synth.y.f64"), dtype="<f8").astype(int)
     n = len(y)
@@ -155,12 +155,13 @@ def run_synth(out, repeats):
     results = []
     learners = [
         ("xgboost-hist", lambda: xgboost.XGBClassifier(tree_method="hist", n_jobs=2, max_bin=256, **GBDT).fit(x[:nt], y[:nt])),
-        ("sklearn-hgb", lambda: HistGradientBoostingClassifier(max_iter=100, max_depth=6, learning_rate=0.1,
-                                                               max_leaf_nodes=None, early_stopping=False,
-                                                               random_state=1).fit(x[:nt], y[:nt])),
         ("sklearn-logreg-lbfgs", lambda: make_pipeline(SimpleImputer(strategy="mean"), StandardScaler(),
                                                        LogisticRegression(C=1.0, max_iter=100)).fit(x[:nt], y[:nt])),
     ]
+    if hgb:
+        learners.insert(1, ("sklearn-hgb", lambda: HistGradientBoostingClassifier(
+            max_iter=100, max_depth=6, learning_rate=0.1, max_leaf_nodes=None, early_stopping=False,
+            random_state=1).fit(x[:nt], y[:nt])))
     for lname, fn in learners:
         c0 = time.process_time()  # CPU time of all threads: less load-sensitive than wall time
         model, times = timed(fn, repeats)
@@ -190,13 +191,14 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="", help="datasets or synth")
     ap.add_argument("--tag", default="", help="suffix for the result file (interleaved runs)")
+    ap.add_argument("--no-hgb-synth", action="store_true", help="skip HistGradientBoosting on the big table (slow)")
     a = ap.parse_args()
     print(f"scikit-learn {sklearn.__version__}, xgboost {xgboost.__version__}, numpy {np.__version__}", file=sys.stderr)
     results = []
     if a.only in ("", "datasets"):
         results += run_datasets(a.data, a.out, a.repeats)
     if a.only in ("", "synth") and os.path.exists(os.path.join(a.out, "synth.x.f64")):
-        results += run_synth(a.out, a.repeats)
+        results += run_synth(a.out, a.repeats, not a.no_hgb_synth)
     name = "-".join(["peers"] + [s for s in (a.only, a.tag) if s]) + ".json"
     with open(os.path.join(a.out, name), "w") as fh:
         json.dump(dict(sklearn=sklearn.__version__, xgboost=xgboost.__version__, results=results), fh, indent=2)
