@@ -173,6 +173,9 @@ func checkString(field, v string, max int) error {
 // sealDetails returns the details map to record: the plain details plus the
 // MACs of the sensitive values (AUDIT-3: no secrets or raw personal data).
 func (ev *Event) sealDetails(ctx context.Context, mac HMACFunc) (map[string]string, error) {
+	if len(ev.Sensitive) == 0 {
+		return ev.Details, nil // never modified, so no copy
+	}
 	out := make(map[string]string, len(ev.Details)+len(ev.Sensitive))
 	for k, v := range ev.Details {
 		out[k] = v

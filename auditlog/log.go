@@ -75,12 +75,13 @@ type Log struct {
 	closed bool
 	queue  chan *request
 
-	// Committer-owned state.
-	rng      *compact.Range
-	lastTime time.Time
-	resync   bool
+	// Sequencer-owned state: the tree including prepared, maybe not yet
+	// durable, batches.
+	rng         *compact.Range
+	lastTime    time.Time
+	failedEpoch atomic.Uint64 // epoch+1 of a batch whose write failed
 
-	head atomic.Pointer[treeHead] // latest committed tree
+	head atomic.Pointer[treeHead] // latest durable tree
 
 	pubMu     sync.Mutex
 	published atomic.Pointer[Checkpoint] // latest published
@@ -97,6 +98,7 @@ type Log struct {
 	failures atomic.Int64
 	batches  atomic.Int64
 	appended atomic.Int64
+	storeNs  atomic.Int64
 }
 
 type treeHead struct {
@@ -124,9 +126,10 @@ type Status struct {
 	QueueLen      int       // events waiting to be committed
 	QueueCap      int
 	Closed        bool
-	CommitErrors  int64 // failed batch commits since start
-	Batches       int64 // committed batches (transactions) since start
-	Appended      int64 // events committed since start; Appended/Batches is the mean batch
+	CommitErrors  int64         // failed batch commits since start
+	Batches       int64         // committed batches (transactions) since start
+	Appended      int64         // events committed since start; Appended/Batches is the mean batch
+	StoreTime     time.Duration // total time spent in Store.AppendLeaves
 	TSA           TSAStatus
 }
 
@@ -315,44 +318,184 @@ func (l *Log) Append(ctx context.Context, ev Event) (uint64, error) {
 	}
 }
 
-// commitLoop is the single sequencer: it takes whatever is waiting (at least
-// one event, at most MaxBatch), commits it in one transaction and wakes the
-// callers — group commit.
+// The append path is a two-stage pipeline. The sequencer (commitLoop) takes
+// waiting events, assigns indexes, encodes and hashes them into a prepared
+// batch; the writer (writeLoop) stores one prepared batch per transaction and
+// only then publishes the new tree head and wakes the callers — group commit.
+// While the writer waits for the disk, the sequencer keeps adding whatever
+// arrives to the next batch (up to MaxBatch) and hands it over as soon as the
+// writer is free, so batches grow with the load and the preparation overlaps
+// the write.
+//
+// A failed write fails its batch and every batch already prepared after it
+// (their indexes assumed it landed); the sequencer then waits for the writer
+// to go idle and reloads the tree from the store before going on (a failed
+// commit may or may not have landed).
 func (l *Log) commitLoop() {
-	defer close(l.committed)
-	batch := make([]*request, 0, l.cfg.MaxBatch)
+	out := make(chan *prepared)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		l.writeLoop(out)
+	}()
+	defer func() {
+		close(out)
+		<-writerDone
+		close(l.committed)
+	}()
+	var epoch uint64
+	var p *prepared
+	send := func() {
+		out <- p
+		l.rng, l.lastTime = p.rng, p.lastTime
+		p = nil
+	}
 	for {
-		req, ok := <-l.queue
-		if !ok {
-			return
+		if p == nil {
+			req, ok := <-l.queue
+			if !ok {
+				return
+			}
+			if l.failedEpoch.Load() == epoch+1 {
+				idle := make(chan struct{})
+				out <- &prepared{barrier: idle}
+				<-idle
+				ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CommitTimeout)
+				err := l.load(ctx)
+				cancel()
+				if err != nil {
+					l.finish([]*request{req}, fmt.Errorf("audit: reload after a failed commit: %w", err))
+					continue
+				}
+				epoch++
+			}
+			var err error
+			if p, err = l.newPrepared(epoch); err != nil {
+				l.finish([]*request{req}, err)
+				continue
+			}
+			l.extend(p, req)
 		}
-		batch = append(batch[:0], req)
-		open := true
-	fill:
-		for len(batch) < l.cfg.MaxBatch {
+		// Take everything already queued.
+	drain:
+		for len(p.batch) < l.cfg.MaxBatch {
 			select {
 			case r, ok := <-l.queue:
 				if !ok {
-					open = false
-					break fill
+					send()
+					return
 				}
-				batch = append(batch, r)
+				l.extend(p, r)
 			default:
-				break fill
+				break drain
 			}
 		}
-		l.commit(batch)
-		if !open {
-			return
+		if len(p.batch) >= l.cfg.MaxBatch {
+			send()
+			continue
+		}
+		// Hand over when the writer is free; meanwhile keep growing the batch.
+		select {
+		case out <- p:
+			l.rng, l.lastTime = p.rng, p.lastTime
+			p = nil
+		case r, ok := <-l.queue:
+			if !ok {
+				send()
+				return
+			}
+			l.extend(p, r)
 		}
 	}
 }
 
-func (l *Log) commit(batch []*request) {
-	err := l.commitBatch(batch)
+// prepared is a sequenced batch on its way to the store, or a barrier.
+type prepared struct {
+	batch    []*request
+	leaves   []Leaf
+	epoch    uint64
+	rng      *compact.Range // the tree after this batch
+	lastTime time.Time
+	buf      []byte // node hashes of the batch, one allocation per chunk
+	barrier  chan struct{}
+}
+
+func (l *Log) newPrepared(epoch uint64) (*prepared, error) {
+	hashes := make([][]byte, len(l.rng.Hashes()))
+	copy(hashes, l.rng.Hashes())
+	rng, err := rangeFactory.NewRange(0, l.rng.End(), hashes)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{epoch: epoch, rng: rng, lastTime: l.lastTime}, nil
+}
+
+// extend sequences one more event into p: index, time, splice, hashes.
+func (l *Log) extend(p *prepared, r *request) {
+	ev := &r.ev
+	ev.Index = p.rng.End()
+	if ev.Time.IsZero() {
+		// Monotonic times keep time order and index order close.
+		t := l.now().UTC()
+		if t.Before(p.lastTime) {
+			t = p.lastTime
+		}
+		ev.Time = t
+	}
+	data, err := spliceEvent(r.enc, ev.Index, ev.Time, r.setTime)
+	if err != nil {
+		l.finish([]*request{r}, err)
+		return
+	}
+	if cap(p.buf)-len(p.buf) < 64*HashSize {
+		p.buf = make([]byte, 0, 256*HashSize)
+	}
+	start := len(p.buf)
+	if err := p.rng.Append(LeafHash(data), func(_ compact.NodeID, h []byte) { p.buf = append(p.buf, h...) }); err != nil {
+		l.finish([]*request{r}, err) // cannot happen for a range built from 0
+		return
+	}
+	if ev.Time.After(p.lastTime) {
+		p.lastTime = ev.Time
+	}
+	p.leaves = append(p.leaves, Leaf{Index: ev.Index, Data: data, Hashes: p.buf[start:len(p.buf):len(p.buf)],
+		Time: ev.Time, Tenant: ev.Tenant, Principal: ev.Principal, Action: ev.Action, Resource: ev.Resource})
+	p.batch = append(p.batch, r)
+	r.idx = ev.Index
+}
+
+// writeLoop stores prepared batches in order (see commitLoop).
+func (l *Log) writeLoop(in <-chan *prepared) {
+	for p := range in {
+		if p.barrier != nil {
+			close(p.barrier)
+			continue
+		}
+		if l.failedEpoch.Load() == p.epoch+1 {
+			l.finish(p.batch, fmt.Errorf("audit: an earlier batch failed: %w", rampart.ErrUnavailable))
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CommitTimeout)
+		t0 := time.Now()
+		err := l.st.AppendLeaves(ctx, p.leaves)
+		l.storeNs.Add(int64(time.Since(t0)))
+		cancel()
+		if err != nil {
+			l.failedEpoch.Store(p.epoch + 1)
+			l.finish(p.batch, fmt.Errorf("audit: append %d leaves at %d: %w", len(p.leaves), p.leaves[0].Index, err))
+			continue
+		}
+		l.batches.Add(1)
+		l.appended.Add(int64(len(p.batch)))
+		l.head.Store(&treeHead{size: p.rng.End(), root: rangeRoot(p.rng)})
+		l.finish(p.batch, nil)
+	}
+}
+
+// finish wakes the callers of a batch; a failure fails closed (503).
+func (l *Log) finish(batch []*request, err error) {
 	if err != nil {
 		l.failures.Add(1)
-		l.resync = true
 		l.log.Error("audit: commit failed; the audited actions are refused", "events", len(batch), "err", err)
 		err = &rampart.Error{Code: rampart.CodeUnavailable, Message: "audit log unavailable", Err: err}
 	}
@@ -360,63 +503,6 @@ func (l *Log) commit(batch []*request) {
 		r.err = err
 		close(r.done)
 	}
-}
-
-func (l *Log) commitBatch(batch []*request) error {
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CommitTimeout)
-	defer cancel()
-	if l.resync { // a failed commit may or may not have landed: reload
-		if err := l.load(ctx); err != nil {
-			return err
-		}
-		l.resync = false
-	}
-	size := l.rng.End()
-	// Work on a copy of the compact range; adopt it only after the commit.
-	hashes := make([][]byte, len(l.rng.Hashes()))
-	copy(hashes, l.rng.Hashes())
-	rng, err := rangeFactory.NewRange(0, size, hashes)
-	if err != nil {
-		return err
-	}
-	leaves := make([]Leaf, len(batch))
-	lastTime := l.lastTime
-	for i, r := range batch {
-		ev := &r.ev
-		ev.Index = size + uint64(i)
-		if ev.Time.IsZero() {
-			// Monotonic times let queries by time use the index order.
-			t := l.now().UTC()
-			if t.Before(lastTime) {
-				t = lastTime
-			}
-			ev.Time = t
-		}
-		if ev.Time.After(lastTime) {
-			lastTime = ev.Time
-		}
-		data, err := spliceEvent(r.enc, ev.Index, ev.Time, r.setTime)
-		if err != nil {
-			return err
-		}
-		var nodeHashes []byte
-		if err := rng.Append(LeafHash(data), func(_ compact.NodeID, h []byte) {
-			nodeHashes = append(nodeHashes, h...)
-		}); err != nil {
-			return err
-		}
-		leaves[i] = Leaf{Index: ev.Index, Data: data, Hashes: nodeHashes, Time: ev.Time,
-			Tenant: ev.Tenant, Principal: ev.Principal, Action: ev.Action, Resource: ev.Resource}
-		r.idx = ev.Index
-	}
-	if err := l.st.AppendLeaves(ctx, leaves); err != nil {
-		return fmt.Errorf("audit: append %d leaves at %d: %w", len(leaves), size, err)
-	}
-	l.rng, l.lastTime = rng, lastTime
-	l.batches.Add(1)
-	l.appended.Add(int64(len(batch)))
-	l.head.Store(&treeHead{size: rng.End(), root: rangeRoot(rng)})
-	return nil
 }
 
 // publishLoop checkpoints the log every PublishInterval while it grows.
@@ -518,7 +604,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 // Status reports the log's health (for /readyz and metrics).
 func (l *Log) Status() Status {
 	s := Status{Size: l.Size(), QueueLen: len(l.queue), QueueCap: cap(l.queue), CommitErrors: l.failures.Load(),
-		Batches: l.batches.Load(), Appended: l.appended.Load()}
+		Batches: l.batches.Load(), Appended: l.appended.Load(), StoreTime: time.Duration(l.storeNs.Load())}
 	if p := l.published.Load(); p != nil {
 		s.PublishedSize = p.Size
 	}

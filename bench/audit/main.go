@@ -145,6 +145,7 @@ func appendRun(ctx context.Context, key ed25519.PrivateKey, r int) (float64, int
 	wg.Wait()
 	el := time.Since(start)
 	st := l.Status()
+	fmt.Printf("  log run: %v wall, %v in Store.AppendLeaves, %d batches\n", el.Round(time.Millisecond), st.StoreTime.Round(time.Millisecond), st.Batches)
 	if err := l.Close(ctx); err != nil {
 		log.Fatal(err)
 	}
@@ -176,6 +177,7 @@ func plainRun(ctx context.Context, r, batch int) float64 {
 	defer db.Close()
 	st := db.Audit()
 	start := time.Now()
+	defer func() { fmt.Printf("  plain run: %v wall\n", time.Since(start).Round(time.Millisecond)) }()
 	for i := 0; i < len(rows); i += batch {
 		if err := st.AppendLeaves(ctx, rows[i:min(i+batch, len(rows))]); err != nil {
 			log.Fatal(err)
