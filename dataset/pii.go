@@ -67,9 +67,12 @@ func DetectPII(f []byte, numeric bool) uint8 {
 	}
 	var out uint8
 	if numeric {
-		// Only a bare card number can hide in a plain number.
+		// Only a bare card number or an E.164 phone number ("+" and 8-15
+		// digits) can hide in a plain number.
 		if digits >= 13 && digits <= 19 && dots == 0 && hasCard(f) {
 			out |= 1 << 2
+		} else if f[0] == '+' && dots == 0 && digits >= 8 && digits <= 15 && len(f) == digits+1 {
+			out |= 1 << 1
 		}
 		return out
 	}
