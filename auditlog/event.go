@@ -203,19 +203,7 @@ func (ev *Event) MarshalCanonical() ([]byte, error) {
 	if len(ev.Sensitive) > 0 {
 		return nil, rampart.Invalid("details", "sensitive details must be sealed before encoding")
 	}
-	w := wireEvent{
-		V: eventVersion, Index: ev.Index, Time: ev.Time.UTC().Format(timeLayout),
-		Tenant: ev.Tenant, Principal: ev.Principal, Role: string(ev.Role), Action: ev.Action,
-		Resource: ev.Resource, Decision: string(ev.Decision), Reason: ev.Reason, Outcome: ev.Outcome,
-		RequestID: ev.RequestID, Digest: ev.Digest, Details: ev.Details,
-	}
-	if w.Details == nil {
-		w.Details = map[string]string{}
-	}
-	b, err := json.Marshal(&w)
-	if err != nil {
-		return nil, fmt.Errorf("audit: encode event: %w", err)
-	}
+	b := appendCanonical(make([]byte, 0, 512), ev)
 	if len(b) > MaxEventSize {
 		return nil, rampart.Errorf(rampart.CodeTooLarge, "audit event is %d bytes, more than %d", len(b), MaxEventSize)
 	}
@@ -297,4 +285,67 @@ func spliceEvent(enc []byte, index uint64, t time.Time, setTime bool) ([]byte, e
 		rest = rest[len(timeField)+len(timeLayout):]
 	}
 	return append(out, rest...), nil
+}
+
+// appendCanonical appends the canonical encoding of ev: byte for byte what
+// json.Marshal of the corresponding wireEvent produces (TestCanonicalMatchesJSON
+// and FuzzCanonicalEncoding check this), without reflection.
+func appendCanonical(b []byte, ev *Event) []byte {
+	b = append(b, canonicalPrefix...)
+	b = strconv.AppendUint(b, ev.Index, 10)
+	b = append(b, timeField...)
+	b = ev.Time.UTC().AppendFormat(b, timeLayout)
+	b = append(b, `","tenant":`...)
+	b = appendJSONString(b, ev.Tenant)
+	b = append(b, `,"principal":`...)
+	b = appendJSONString(b, ev.Principal)
+	b = append(b, `,"role":`...)
+	b = appendJSONString(b, string(ev.Role))
+	b = append(b, `,"action":`...)
+	b = appendJSONString(b, ev.Action)
+	b = append(b, `,"resource":`...)
+	b = appendJSONString(b, ev.Resource)
+	b = append(b, `,"decision":`...)
+	b = appendJSONString(b, string(ev.Decision))
+	b = append(b, `,"reason":`...)
+	b = appendJSONString(b, ev.Reason)
+	b = append(b, `,"outcome":`...)
+	b = appendJSONString(b, ev.Outcome)
+	b = append(b, `,"request_id":`...)
+	b = appendJSONString(b, ev.RequestID)
+	b = append(b, `,"digest":`...)
+	b = appendJSONString(b, ev.Digest)
+	b = append(b, `,"details":{`...)
+	keys := make([]string, 0, len(ev.Details))
+	for k := range ev.Details {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // encoding/json sorts map keys bytewise too
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, ev.Details[k])
+	}
+	return append(b, "}}"...)
+}
+
+// appendJSONString appends s as encoding/json does. Plain printable ASCII
+// without HTML-sensitive characters is copied; anything else goes through
+// encoding/json itself, so the escaping rules are never reimplemented.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil { // cannot happen for a string
+				panic(err)
+			}
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

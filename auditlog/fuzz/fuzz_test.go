@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -186,4 +187,45 @@ func appendN(t testing.TB, l *auditlog.Log, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// wire mirrors the documented canonical layout (docs/audit-log.md) with
+// encoding/json; FuzzCanonicalEncoding checks the log's own encoder against it.
+type wire struct {
+	V         int               `json:"v"`
+	Index     uint64            `json:"index"`
+	Time      string            `json:"time"`
+	Tenant    string            `json:"tenant"`
+	Principal string            `json:"principal"`
+	Role      string            `json:"role"`
+	Action    string            `json:"action"`
+	Resource  string            `json:"resource"`
+	Decision  string            `json:"decision"`
+	Reason    string            `json:"reason"`
+	Outcome   string            `json:"outcome"`
+	RequestID string            `json:"request_id"`
+	Digest    string            `json:"digest"`
+	Details   map[string]string `json:"details"`
+}
+
+func FuzzCanonicalEncoding(f *testing.F) {
+	f.Add(uint64(7), int64(0), "tn", "pr", "act", "res", "k", "v")
+	f.Add(uint64(1<<63), int64(1e18), "<&>", "\u2028\"", "\x00\x7f", "é", "\t", "🙂")
+	f.Fuzz(func(t *testing.T, idx uint64, nanos int64, tenant, principal, action, resource, k, v string) {
+		ev := auditlog.Event{Index: idx, Time: time.Unix(0, nanos), Tenant: tenant, Principal: principal,
+			Action: action, Resource: resource, Decision: auditlog.Allow, Details: map[string]string{k: v, "x" + k: v + v}}
+		got, err := ev.MarshalCanonical()
+		if err != nil {
+			return // too large
+		}
+		want, err := json.Marshal(&wire{V: 1, Index: idx, Time: ev.Time.UTC().Format("2006-01-02T15:04:05.000000000Z"),
+			Tenant: tenant, Principal: principal, Action: action, Resource: resource, Decision: "allow",
+			Details: ev.Details})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("encoders differ:\n got %s\nwant %s", got, want)
+		}
+	})
 }
