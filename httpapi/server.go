@@ -32,7 +32,10 @@ type Deps struct {
 	Audit    rampart.Auditor
 	Log      *slog.Logger
 	// Ready reports whether the server can take traffic (/readyz).
-	Ready   func(context.Context) error
+	Ready func(context.Context) error
+	// Checks adds non-fatal component states to /readyz (e.g. the TSA
+	// backlog): reported, never a reason to stop taking traffic.
+	Checks  func(context.Context) map[string]string
 	Version string
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
@@ -139,7 +142,8 @@ func outcome(d authz.Decision) string {
 
 type healthOut struct {
 	Body struct {
-		Status string `json:"status" example:"ok"`
+		Status string            `json:"status" example:"ok"`
+		Checks map[string]string `json:"checks,omitempty"`
 	}
 }
 
@@ -162,6 +166,9 @@ func (a *API) routeHealth() {
 			}
 			o := &healthOut{}
 			o.Body.Status = "ready"
+			if a.deps.Checks != nil {
+				o.Body.Checks = a.deps.Checks(ctx)
+			}
 			return o, nil
 		})
 }

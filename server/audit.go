@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/auditlog"
 	"github.com/rampart-mlaas/rampart/auditlog/tsa"
@@ -51,5 +53,44 @@ func openAudit(ctx context.Context, s *Server) (*auditlog.Log, error) {
 
 var _ rampart.Auditor = (*auditlog.Log)(nil)
 
-// routeAudit serves the log's routes.
-func (s *Server) routeAudit() { s.API.RegisterAudit(s.AuditLog) }
+// routeAudit serves the log's routes and exports its state as metrics.
+func (s *Server) routeAudit() {
+	s.API.RegisterAudit(s.AuditLog)
+	l := s.AuditLog
+	g := func(name, help string, f func(auditlog.Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(l.Status()) })
+	}
+	s.API.Metrics().MustRegister(
+		g("rampart_audit_size", "Committed audit events.", func(st auditlog.Status) float64 { return float64(st.Size) }),
+		g("rampart_audit_published_size", "Tree size of the latest signed checkpoint.", func(st auditlog.Status) float64 { return float64(st.PublishedSize) }),
+		g("rampart_audit_queue_length", "Audit events waiting to be committed.", func(st auditlog.Status) float64 { return float64(st.QueueLen) }),
+		g("rampart_audit_commit_errors", "Failed audit batch commits since start.", func(st auditlog.Status) float64 { return float64(st.CommitErrors) }),
+		g("rampart_audit_tsa_pending", "Checkpoints still waiting for an RFC 3161 time-stamp.", func(st auditlog.Status) float64 { return float64(st.TSA.Pending) }),
+		g("rampart_audit_tsa_healthy", "1 if the time-stamping authority answered last time (or none is configured).", func(st auditlog.Status) float64 {
+			if !st.TSA.Configured || st.TSA.Healthy {
+				return 1
+			}
+			return 0
+		}),
+	)
+}
+
+// checks reports the audit log's state in /readyz. An unreachable TSA delays
+// time-stamps (retried) but never blocks events, so it is reported, not fatal.
+func (s *Server) checks(context.Context) map[string]string {
+	st := s.AuditLog.Status()
+	m := map[string]string{
+		"audit": fmt.Sprintf("size %d, checkpoint %d", st.Size, st.PublishedSize),
+	}
+	switch {
+	case !st.TSA.Configured:
+		m["tsa"] = "not configured"
+	case st.TSA.Healthy:
+		m["tsa"] = fmt.Sprintf("ok, %d pending", st.TSA.Pending)
+	default:
+		// /readyz is public: the error (and so the TSA's address) goes to
+		// the log and metrics, not here.
+		m["tsa"] = fmt.Sprintf("unreachable since %s, %d checkpoints waiting, retrying", st.TSA.LastErrorAt.UTC().Format(time.RFC3339), st.TSA.Pending)
+	}
+	return m
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/auditlog"
 	"github.com/rampart-mlaas/rampart/httpapi"
+	"github.com/rampart-mlaas/rampart/server"
 	"github.com/rampart-mlaas/rampart/servertest"
 )
 
@@ -174,4 +175,37 @@ func TestAuditScenario(t *testing.T) {
 	if len(logs.Bytes()) == 0 {
 		t.Log("(server log empty)")
 	}
+}
+
+// TestAuditBadInputAndTSA: proofs outside the tree are 400 naming the valid
+// range; an unreachable TSA never blocks events and shows in /readyz.
+func TestAuditBadInputAndTSA(t *testing.T) {
+	e := servertest.Start(t, func(c *server.Config) { c.TSAURL = "http://127.0.0.1:1/tsr" })
+	for i := 0; i < 3; i++ {
+		e.Tenant(t, fmt.Sprintf("t%d", i)) // events, appended without waiting for the TSA
+	}
+	var cp httpapi.AuditCheckpoint
+	if err := e.Operator.Do(context.Background(), "GET", "/v1/audit/checkpoint", nil, nil, &cp); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{
+		fmt.Sprintf("/v1/audit/proofs/inclusion?index=%d&size=%d", cp.Size, cp.Size),
+		fmt.Sprintf("/v1/audit/proofs/inclusion?index=0&size=%d", cp.Size+100),
+		fmt.Sprintf("/v1/audit/proofs/consistency?from=%d&to=%d", cp.Size, cp.Size-1),
+		"/v1/audit/proofs/inclusion?index=-1&size=2",
+	} {
+		st, body := e.Raw(t, "GET", path, e.OpToken, nil, nil)
+		if st != 400 || !bytes.Contains(body, []byte("invalid")) {
+			t.Errorf("%s: %d %s", path, st, body)
+		}
+	}
+	st, body := e.Raw(t, "GET", "/v1/audit/proofs/inclusion?index=0&size=5000000", e.OpToken, nil, nil)
+	if st != 400 || !bytes.Contains(body, []byte(fmt.Sprint(cp.Size))) {
+		t.Errorf("range not named: %s", body)
+	}
+	st, body = e.Raw(t, "GET", "/readyz", "", nil, nil)
+	if st != 200 || !bytes.Contains(body, []byte("tsa")) {
+		t.Errorf("readyz: %d %s", st, body)
+	}
+	t.Logf("readyz with an unreachable TSA: %s", body)
 }

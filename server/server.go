@@ -120,7 +120,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	s.Audit = s.AuditLog
 	ids := identity.New(s.DB, s.Authn, s.Audit, nil)
 	s.API = httpapi.New(httpapi.Deps{Identity: ids, Authn: s.Authn, Audit: s.Audit, Log: log, Version: Version,
-		Ready: s.ready})
+		Ready: s.ready, Checks: s.checks})
 	s.routeAudit()
 	if _, err := openRegistry(s); err != nil {
 		return nil, err
