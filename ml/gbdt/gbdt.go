@@ -554,47 +554,62 @@ func (m *Model) compiled() []flatTree {
 	return m.flat
 }
 
-// lanes is how many rows walk a tree together; independent walks hide the
-// latency of each node load behind the others.
-const lanes = 8
+// step moves one row down one level: branch-free, because the sign bit of
+// thr-v is 1 exactly when v > thr (go right); a data-dependent branch here
+// would be mispredicted half the time. Missing values take the learned
+// default direction (a rare, well-predicted branch).
+func step(nd *flatNode, row []float64) int32 {
+	v := row[nd.feat]
+	side := math.Float64bits(nd.thr-v) >> 63
+	if v != v {
+		side = nd.nanSide
+	}
+	return nd.child[side&1]
+}
 
 // PredictRows writes, for n rows of x, class probabilities (n×K, K=2 for
 // binary) or regression values (n×1) into out. It runs on the calling
-// goroutine; callers parallelise over row blocks.
+// goroutine; callers parallelise over row blocks. Four rows walk each tree
+// in lock-step so that their independent node loads overlap.
 func (m *Model) PredictRows(x []float64, n int, out []float64) {
 	w := m.Width()
 	mg := make([]float64, n*m.Outputs)
 	for i := range n {
 		copy(mg[i*m.Outputs:], m.Base)
 	}
-	d := m.D
+	d, k := m.D, m.Outputs
 	for ti, ft := range m.compiled() {
-		o := ti % m.Outputs
+		o := ti % k
 		nodes := ft.nodes
-		for base := 0; base < n; base += lanes {
-			cnt := min(lanes, n-base)
-			var pos [lanes]int32
+		base := 0
+		for ; base+4 <= n; base += 4 {
+			var p0, p1, p2, p3 int32
+			x0 := x[base*d : base*d+d]
+			x1 := x[(base+1)*d : (base+1)*d+d]
+			x2 := x[(base+2)*d : (base+2)*d+d]
+			x3 := x[(base+3)*d : (base+3)*d+d]
 			for range ft.depth {
-				for k := range cnt {
-					nd := &nodes[pos[k]]
-					v := x[(base+k)*d+int(nd.feat)]
-					// Branch-free: the sign bit of thr-v is 1 exactly when
-					// v > thr (right). A data-dependent branch here would be
-					// mispredicted half the time.
-					side := math.Float64bits(nd.thr-v) >> 63
-					if v != v { // missing: the learned default direction (rare, predictable)
-						side = nd.nanSide
-					}
-					pos[k] = nd.child[side&1]
-				}
+				p0 = step(&nodes[p0], x0)
+				p1 = step(&nodes[p1], x1)
+				p2 = step(&nodes[p2], x2)
+				p3 = step(&nodes[p3], x3)
 			}
-			for k := range cnt {
-				mg[(base+k)*m.Outputs+o] += ft.values[pos[k]]
+			mg[base*k+o] += ft.values[p0]
+			mg[(base+1)*k+o] += ft.values[p1]
+			mg[(base+2)*k+o] += ft.values[p2]
+			mg[(base+3)*k+o] += ft.values[p3]
+		}
+		for ; base < n; base++ {
+			var p int32
+			row := x[base*d : base*d+d]
+			for range ft.depth {
+				p = step(&nodes[p], row)
 			}
+			mg[base*k+o] += ft.values[p]
 		}
 	}
 	for i := range n {
-		m.link(mg[i*m.Outputs:(i+1)*m.Outputs], out[i*w:(i+1)*w])
+		m.link(mg[i*k:(i+1)*k], out[i*w:(i+1)*w])
 	}
 }
 
