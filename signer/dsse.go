@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 )
 
@@ -93,27 +94,70 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 	if len(b) > MaxEnvelopeSize {
 		return nil, fmt.Errorf("%w: envelope of %d bytes exceeds %d", ErrVerify, len(b), MaxEnvelopeSize)
 	}
+	// Keys are matched exactly (encoding/json alone would accept any
+	// letter case), so every accepted envelope has one canonical form.
+	var top map[string]json.RawMessage
+	if err := strictDecode(b, &top); err != nil {
+		return nil, err
+	}
+	for k := range top {
+		if k != "payloadType" && k != "payload" && k != "signatures" {
+			return nil, fmt.Errorf("%w: unknown envelope field %q", ErrVerify, k)
+		}
+	}
 	var raw struct {
-		PayloadType *string `json:"payloadType"`
-		Payload     *string `json:"payload"`
+		PayloadType *string
+		Payload     *string
 		Signatures  []struct {
-			KeyID string  `json:"keyid"`
-			Sig   *string `json:"sig"`
-		} `json:"signatures"`
+			KeyID string
+			Sig   *string
+		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("%w: malformed envelope: %w", ErrVerify, err)
+	for _, f := range []struct {
+		key string
+		dst any
+	}{{"payloadType", &raw.PayloadType}, {"payload", &raw.Payload}} {
+		if v, ok := top[f.key]; ok {
+			if err := strictDecode(v, f.dst); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after envelope", ErrVerify)
+	if v, ok := top["signatures"]; ok {
+		var sigs []map[string]json.RawMessage
+		if err := strictDecode(v, &sigs); err != nil {
+			return nil, err
+		}
+		if n := len(sigs); n == 0 || n > MaxSignatures {
+			return nil, fmt.Errorf("%w: envelope has %d signatures", ErrVerify, n)
+		}
+		for _, sm := range sigs {
+			var s struct {
+				KeyID string
+				Sig   *string
+			}
+			for k, v := range sm {
+				var err error
+				switch k {
+				case "keyid":
+					err = strictDecode(v, &s.KeyID)
+				case "sig":
+					err = strictDecode(v, &s.Sig)
+				default:
+					err = fmt.Errorf("%w: unknown signature field %q", ErrVerify, k)
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			raw.Signatures = append(raw.Signatures, s)
+		}
 	}
 	if raw.PayloadType == nil || *raw.PayloadType == "" || raw.Payload == nil {
 		return nil, fmt.Errorf("%w: envelope lacks payloadType or payload", ErrVerify)
 	}
-	if n := len(raw.Signatures); n == 0 || n > MaxSignatures {
-		return nil, fmt.Errorf("%w: envelope has %d signatures", ErrVerify, n)
+	if n := len(raw.Signatures); n == 0 {
+		return nil, fmt.Errorf("%w: envelope has no signatures", ErrVerify)
 	}
 	payload, err := base64.StdEncoding.Strict().DecodeString(*raw.Payload)
 	if err != nil {
@@ -131,6 +175,18 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 		e.Signatures = append(e.Signatures, Signature{KeyID: s.KeyID, Sig: sig})
 	}
 	return e, nil
+}
+
+// strictDecode decodes one JSON value with nothing after it.
+func strictDecode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: malformed envelope: %w", ErrVerify, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data in envelope", ErrVerify)
+	}
+	return nil
 }
 
 // Verify checks that a signature by pub covers the envelope (MODEL-1) and
