@@ -70,81 +70,103 @@ type Preprocessor struct {
 // through the returned warnings.
 func FitPreprocessor(f *Frame, features []string, impute, standardize bool) (*Preprocessor, []string, error) {
 	p := &Preprocessor{Impute: impute, Standardize: standardize}
-	var warnings []string
-	for _, name := range features {
-		c, ok := f.Column(name)
-		if !ok {
-			return nil, nil, fmt.Errorf("%w: feature column %q not in frame", ErrData, name)
-		}
-		fi := FeatureInfo{Name: name, Kind: c.Kind}
-		switch c.Kind {
-		case Numeric:
-			vals := make([]float64, 0, len(c.Num))
-			for i, x := range c.Num {
-				if math.IsInf(x, 0) {
-					return nil, nil, fmt.Errorf("%w: column %q row %d is infinite", ErrData, name, i+1)
-				}
-				if !math.IsNaN(x) {
-					vals = append(vals, x)
-				}
-			}
-			fi.Count, fi.Missing = len(vals), len(c.Num)-len(vals)
-			if fi.Count == 0 {
-				return nil, nil, fmt.Errorf("%w: column %q has no non-missing values", ErrData, name)
-			}
-			var sum float64
-			for _, x := range vals {
-				sum += x
-			}
-			fi.Mean = sum / float64(len(vals))
-			var ss float64
-			for _, x := range vals {
-				ss += (x - fi.Mean) * (x - fi.Mean)
-			}
-			fi.Std = math.Sqrt(ss / float64(len(vals)))
-			sort.Float64s(vals)
-			fi.Min, fi.Max = vals[0], vals[len(vals)-1]
-			fi.Quantiles = make([]float64, 11)
-			for q := range fi.Quantiles {
-				fi.Quantiles[q] = vals[q*(len(vals)-1)/10]
-			}
-			if fi.Min == fi.Max {
-				warnings = append(warnings, fmt.Sprintf("column %q is constant", name))
-			}
-		case Categorical:
-			counts := map[string]int{}
-			for _, s := range c.Cat {
-				if s == "" {
-					fi.Missing++
-					continue
-				}
-				counts[s]++
-			}
-			fi.Count = len(c.Cat) - fi.Missing
-			if fi.Count == 0 {
-				return nil, nil, fmt.Errorf("%w: column %q has no non-missing values", ErrData, name)
-			}
-			if len(counts) > maxCategories {
-				return nil, nil, fmt.Errorf("%w: column %q has %d distinct values (limit %d)", ErrData, name, len(counts), maxCategories)
-			}
-			for s := range counts {
-				fi.Categories = append(fi.Categories, s)
-			}
-			sort.Strings(fi.Categories)
-			for _, s := range fi.Categories {
-				fi.CategoryCounts = append(fi.CategoryCounts, counts[s])
-			}
-			if len(counts) == 1 {
-				warnings = append(warnings, fmt.Sprintf("column %q is constant", name))
-			}
-		}
-		p.Features = append(p.Features, fi)
-	}
-	if len(p.Features) == 0 {
+	if len(features) == 0 {
 		return nil, nil, fmt.Errorf("%w: no feature columns", ErrData)
+	}
+	type result struct {
+		fi   FeatureInfo
+		warn string
+		err  error
+	}
+	res := make([]result, len(features))
+	// Features are independent: fit them on all cores, report in order.
+	parallel.Run(len(features), func(i int) {
+		fi, warn, err := fitFeature(f, features[i])
+		res[i] = result{fi, warn, err}
+	})
+	var warnings []string
+	for _, r := range res {
+		if r.err != nil {
+			return nil, nil, r.err
+		}
+		if r.warn != "" {
+			warnings = append(warnings, r.warn)
+		}
+		p.Features = append(p.Features, r.fi)
 	}
 	p.init()
 	return p, warnings, nil
+}
+
+func fitFeature(f *Frame, name string) (FeatureInfo, string, error) {
+	c, ok := f.Column(name)
+	if !ok {
+		return FeatureInfo{}, "", fmt.Errorf("%w: feature column %q not in frame", ErrData, name)
+	}
+	fi := FeatureInfo{Name: name, Kind: c.Kind}
+	warn := ""
+	switch c.Kind {
+	case Numeric:
+		vals := make([]float64, 0, len(c.Num))
+		for i, x := range c.Num {
+			if math.IsInf(x, 0) {
+				return fi, "", fmt.Errorf("%w: column %q row %d is infinite", ErrData, name, i+1)
+			}
+			if !math.IsNaN(x) {
+				vals = append(vals, x)
+			}
+		}
+		fi.Count, fi.Missing = len(vals), len(c.Num)-len(vals)
+		if fi.Count == 0 {
+			return fi, "", fmt.Errorf("%w: column %q has no non-missing values", ErrData, name)
+		}
+		var sum float64
+		for _, x := range vals {
+			sum += x
+		}
+		fi.Mean = sum / float64(len(vals))
+		var ss float64
+		for _, x := range vals {
+			ss += (x - fi.Mean) * (x - fi.Mean)
+		}
+		fi.Std = math.Sqrt(ss / float64(len(vals)))
+		sort.Float64s(vals)
+		fi.Min, fi.Max = vals[0], vals[len(vals)-1]
+		fi.Quantiles = make([]float64, 11)
+		for q := range fi.Quantiles {
+			fi.Quantiles[q] = vals[q*(len(vals)-1)/10]
+		}
+		if fi.Min == fi.Max {
+			warn = fmt.Sprintf("column %q is constant", name)
+		}
+	case Categorical:
+		counts := map[string]int{}
+		for _, s := range c.Cat {
+			if s == "" {
+				fi.Missing++
+				continue
+			}
+			counts[s]++
+		}
+		fi.Count = len(c.Cat) - fi.Missing
+		if fi.Count == 0 {
+			return fi, "", fmt.Errorf("%w: column %q has no non-missing values", ErrData, name)
+		}
+		if len(counts) > maxCategories {
+			return fi, "", fmt.Errorf("%w: column %q has %d distinct values (limit %d)", ErrData, name, len(counts), maxCategories)
+		}
+		for s := range counts {
+			fi.Categories = append(fi.Categories, s)
+		}
+		sort.Strings(fi.Categories)
+		for _, s := range fi.Categories {
+			fi.CategoryCounts = append(fi.CategoryCounts, counts[s])
+		}
+		if len(counts) == 1 {
+			warn = fmt.Sprintf("column %q is constant", name)
+		}
+	}
+	return fi, warn, nil
 }
 
 func (p *Preprocessor) init() {

@@ -94,9 +94,10 @@ func (g *grower) grow(rows, feats []int, gh []float64) ([]Node, error) {
 		}
 		var next, small []*frontierNode
 		var larger, parents []*frontierNode
-		for _, i := range order {
+		mids := g.partitionAll(frontier, splits, order)
+		for oi, i := range order {
 			nd, s := frontier[i], splits[i]
-			mid := g.partition(nd, s)
+			mid := mids[oi]
 			l := &frontierNode{id: int32(len(tree)), start: nd.start, end: mid, g: s.gl, h: s.hl}
 			r := &frontierNode{id: int32(len(tree) + 1), start: mid, end: nd.end, g: nd.g - s.gl, h: nd.h - s.hl}
 			bn := g.ds.binners[s.feature]
@@ -288,27 +289,74 @@ func (g *grower) bestSplit(nd *frontierNode, feats []int) split {
 	return best
 }
 
-// partition reorders the node's rows so left-going rows come first, keeping
-// the relative order of each side (which keeps later sums deterministic).
-func (g *grower) partition(nd *frontierNode, s split) int {
-	f, d := s.feature, g.ds.d
-	miss := g.ds.miss[f]
-	b := uint8(s.bin)
-	w, t := nd.start, 0
-	for _, r := range g.idx[nd.start:nd.end] {
-		v := g.ds.rows[r*d+f]
-		left := v <= b
-		if v == miss {
-			left = s.defaultLeft
-		}
-		if left {
-			g.idx[w] = r
-			w++
-		} else {
-			g.tmp[t] = r
-			t++
+// partitionAll reorders each split node's rows so left-going rows come
+// first, keeping the relative order on each side (so later sums stay
+// deterministic), and returns each node's split point. Nodes are cut into
+// fixed row blocks processed in parallel: every block writes its left rows
+// ascending and its right rows descending into its own slice of tmp, then
+// the pieces are copied back in block order.
+func (g *grower) partitionAll(frontier []*frontierNode, splits []split, order []int) []int {
+	type task struct {
+		node, lo, hi int
+		nl           int
+	}
+	var tasks []task
+	first := make([]int, len(order)+1) // tasks of order[i] are tasks[first[i]:first[i+1]]
+	for oi, i := range order {
+		nd := frontier[i]
+		first[oi] = len(tasks)
+		for _, b := range parallel.Blocks(nd.end-nd.start, 16384, 32) {
+			tasks = append(tasks, task{node: oi, lo: nd.start + b[0], hi: nd.start + b[1]})
 		}
 	}
-	copy(g.idx[w:nd.end], g.tmp[:t])
-	return w
+	first[len(order)] = len(tasks)
+	d := g.ds.d
+	parallel.Run(len(tasks), func(t int) {
+		tk := &tasks[t]
+		s := splits[order[tk.node]]
+		f, miss, b := s.feature, g.ds.miss[s.feature], uint8(s.bin)
+		nl, nr := 0, 0
+		for _, r := range g.idx[tk.lo:tk.hi] {
+			v := g.ds.rows[r*d+f]
+			left := v <= b
+			if v == miss {
+				left = s.defaultLeft
+			}
+			if left {
+				g.tmp[tk.lo+nl] = r
+				nl++
+			} else {
+				nr++
+				g.tmp[tk.hi-nr] = r
+			}
+		}
+		tk.nl = nl
+	})
+	mids := make([]int, len(order))
+	type move struct{ src, dst, n int }
+	var lefts, rights []move
+	for oi, i := range order {
+		nd := frontier[i]
+		L := 0
+		for _, tk := range tasks[first[oi]:first[oi+1]] {
+			L += tk.nl
+		}
+		mids[oi] = nd.start + L
+		ld, rd := nd.start, nd.start+L
+		for _, tk := range tasks[first[oi]:first[oi+1]] {
+			lefts = append(lefts, move{src: tk.lo, dst: ld, n: tk.nl})
+			rights = append(rights, move{src: tk.hi - 1, dst: rd, n: tk.hi - tk.lo - tk.nl})
+			ld += tk.nl
+			rd += tk.hi - tk.lo - tk.nl
+		}
+	}
+	parallel.Run(len(lefts), func(t int) {
+		l := lefts[t]
+		copy(g.idx[l.dst:l.dst+l.n], g.tmp[l.src:l.src+l.n])
+		r := rights[t]
+		for j := range r.n { // stored descending: reverse back
+			g.idx[r.dst+j] = g.tmp[r.src-j]
+		}
+	})
+	return mids
 }
