@@ -65,8 +65,9 @@ type Sample struct {
 	Total  int64
 }
 
-// source yields records. raw returns the current record's fields as one
-// contiguous byte slice and their end offsets.
+// source yields records. raw returns the current record either as its
+// line, fields separated by single commas (ends nil), or as the fields'
+// bytes concatenated with their end offsets.
 type source interface {
 	next() ([][]byte, error)
 	raw() ([]byte, []int)
@@ -76,7 +77,12 @@ type source interface {
 type csvSource struct{ r *CSVReader }
 
 func (s csvSource) next() ([][]byte, error) { return s.r.Read() }
-func (s csvSource) raw() ([]byte, []int)    { return s.r.arena, s.r.ends }
+func (s csvSource) raw() ([]byte, []int) {
+	if s.r.rawLine != nil {
+		return s.r.rawLine, nil
+	}
+	return s.r.arena, s.r.ends
+}
 func (s csvSource) pos() (int, int)         { return s.r.Row(), s.r.Line() }
 
 // Ingest reads an upload in one streaming pass: parse, validate against the
@@ -213,21 +219,7 @@ func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Res
 			}
 			p.add(i, f, int64(row))
 		}
-		arena, ends := src.raw()
-		var fh, lh uint64
-		if label >= 0 {
-			ls := 0
-			if label > 0 {
-				ls = ends[label-1]
-			}
-			lh = maphash.Bytes(seed, arena[ls:ends[label]]) | 1
-			fh = maphash.Bytes(seed, arena[:ls]) ^ (maphash.Bytes(seed, arena[ends[label]:]) * 0x9e3779b97f4a7c15)
-		} else {
-			fh = maphash.Bytes(seed, arena)
-		}
-		for _, e := range ends {
-			fh = (fh ^ uint64(e)) * 0x100000001b3
-		}
+		fh, lh := rowHash(seed, src, rec, label)
 		p.addRow(rec, fh, lh)
 		if sample != nil {
 			keepRow(sample, rec, int64(row), opt.ScreenRows, &sampleBytes, rng)
@@ -338,4 +330,36 @@ func parseErr(err error, header []string) error {
 		code = rampart.CodeTooLarge
 	}
 	return &rampart.Error{Code: code, Field: "body", Message: pe.Error(), Err: pe}
+}
+
+// rowHash hashes a record's features (all fields but the label) and its
+// label, for duplicate and conflicting-label detection.
+func rowHash(seed maphash.Seed, src source, rec [][]byte, label int) (fh, lh uint64) {
+	buf, ends := src.raw()
+	if ends == nil {
+		// A line: separators are in the bytes.
+		if label < 0 {
+			return maphash.Bytes(seed, buf), 0
+		}
+		ls := label
+		for _, f := range rec[:label] {
+			ls += len(f)
+		}
+		le := ls + len(rec[label])
+		return maphash.Bytes(seed, buf[:ls]) ^ (maphash.Bytes(seed, buf[le:]) * 0x9e3779b97f4a7c15), maphash.Bytes(seed, buf[ls:le]) | 1
+	}
+	if label >= 0 {
+		ls := 0
+		if label > 0 {
+			ls = ends[label-1]
+		}
+		lh = maphash.Bytes(seed, buf[ls:ends[label]]) | 1
+		fh = maphash.Bytes(seed, buf[:ls]) ^ (maphash.Bytes(seed, buf[ends[label]:]) * 0x9e3779b97f4a7c15)
+	} else {
+		fh = maphash.Bytes(seed, buf)
+	}
+	for _, e := range ends {
+		fh = (fh ^ uint64(e)) * 0x100000001b3
+	}
+	return fh, lh
 }

@@ -32,15 +32,9 @@ func (p *piiCounts) hit(kind int, row int64) {
 	}
 }
 
-// scanPII runs the detectors on one field. Cheap byte tests choose which
-// validators run, so plain numbers and words cost one pass over the bytes.
-func scanPII(p *piiCounts, f []byte, numeric bool, row int64) {
-	if len(f) < 6 {
-		return
-	}
-	kinds := DetectPII(f, numeric)
+func (p *piiCounts) add(bits uint8, row int64) {
 	for k := range 6 {
-		if kinds&(1<<k) != 0 {
+		if bits&(1<<k) != 0 {
 			p.hit(k, row)
 		}
 	}
@@ -49,6 +43,9 @@ func scanPII(p *piiCounts, f []byte, numeric bool, row int64) {
 // DetectPII returns a bit set (bit i = PIIKinds[i]) of the identifiers in f.
 // numeric says f already parsed as a plain number.
 func DetectPII(f []byte, numeric bool) uint8 {
+	if len(f) < 6 || numeric && len(f) < 9 {
+		return 0
+	}
 	var digits, dots, colons int
 	at, upper := false, false
 	for _, b := range f {

@@ -17,7 +17,7 @@ const (
 	sketchBudget    = 1 << 18 // category counters over all columns
 	maxCatKey       = 64      // bytes of a category value kept in a sketch
 	catProbeRows    = 10_000  // numeric-looking columns feed the sketch this long
-	maxDupIndex     = 1 << 20 // rows indexed for duplicate detection
+	maxDupIndex     = 1 << 17 // distinct rows indexed for duplicate detection (a 4 MiB table)
 	maxClassCount   = 10_000
 	topK            = 10
 	categoricalMaxN = 100 // at most this many distinct values for "categorical"
@@ -38,10 +38,13 @@ type colStats struct {
 	seen     int64
 	nextPick int64
 	w        float64
-	// space-saving sketch
-	sketch    map[string]int64
+	// space-saving sketch; each entry caches the value's PII verdict
+	sketch    map[string]*catEntry
 	sketchCap int
 	evicted   bool
+	evictions int
+	// sketchOff: too many distinct values; the sketch is frozen.
+	sketchOff bool
 	sumLen    int64
 	maxLen    int
 	formula   int64
@@ -55,7 +58,7 @@ type profiler struct {
 	label    int // index or -1
 	classes  map[string]int64
 	clsOther int64
-	dup      map[uint64]uint64
+	dup      *hashSet
 	dupFull  bool
 	dupRows  int64
 	conflict int64
@@ -64,13 +67,13 @@ type profiler struct {
 
 func newProfiler(header []string, label int, seed uint64) *profiler {
 	p := &profiler{rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)), label: label,
-		dup: make(map[uint64]uint64, 1024)}
+		dup: newHashSet()}
 	n := len(header)
 	k := min(max(sampleBudget/max(n, 1), 64), 4096)
 	sc := min(max(sketchBudget/max(n, 1), 16), 512)
 	for _, name := range header {
 		c := &colStats{name: name, min: math.Inf(1), max: math.Inf(-1), k: k, sketchCap: sc,
-			sketch: make(map[string]int64, 16), pii: &piiCounts{}}
+			sketch: make(map[string]*catEntry, 16), pii: &piiCounts{}}
 		p.cols = append(p.cols, c)
 	}
 	if label >= 0 {
@@ -105,29 +108,51 @@ func (c *colStats) addNumber(v float64, r *rand.Rand) {
 	}
 }
 
-func (c *colStats) addCategory(f []byte) {
-	if len(f) > maxCatKey {
-		f = f[:maxCatKey]
+type catEntry struct {
+	n   int64
+	pii uint8
+}
+
+// addCategory counts f in the sketch and returns its PII bits, from the
+// sketch's cache for a known value. A column that keeps evicting is high
+// cardinality: its sketch freezes (top values approximate) so that it costs
+// nothing more.
+func (c *colStats) addCategory(f []byte, numeric bool) uint8 {
+	key := f
+	if len(key) > maxCatKey {
+		key = key[:maxCatKey]
 	}
-	if n, ok := c.sketch[string(f)]; ok {
-		c.sketch[string(f)] = n + 1
-		return
+	if c.sketchOff {
+		return DetectPII(f, numeric)
 	}
+	if e, ok := c.sketch[string(key)]; ok {
+		e.n++
+		if len(f) > maxCatKey {
+			return DetectPII(f, numeric)
+		}
+		return e.pii
+	}
+	bits := DetectPII(f, numeric)
 	if len(c.sketch) < c.sketchCap {
-		c.sketch[string(f)] = 1
-		return
+		c.sketch[string(key)] = &catEntry{n: 1, pii: bits}
+		return bits
 	}
 	// Space-saving: replace the smallest counter.
 	c.evicted = true
+	c.evictions++
+	if c.evictions > 4*c.sketchCap {
+		c.sketchOff = true
+	}
 	var mk string
 	mn := int64(math.MaxInt64)
 	for k, v := range c.sketch {
-		if v < mn {
-			mk, mn = k, v
+		if v.n < mn {
+			mk, mn = k, v.n
 		}
 	}
 	delete(c.sketch, mk)
-	c.sketch[string(f)] = mn + 1
+	c.sketch[string(key)] = &catEntry{n: mn + 1, pii: bits}
+	return bits
 }
 
 // add profiles one field of row (1-based data row).
@@ -160,13 +185,18 @@ func (p *profiler) add(i int, f []byte, row int64) {
 			c.nonBool++
 		}
 	}
+	var bits uint8
 	if !numeric || c.count <= catProbeRows {
-		c.addCategory(f)
+		bits = c.addCategory(f, numeric)
+	} else if len(f) >= 9 {
+		bits = DetectPII(f, true)
 	}
 	if !numeric && (f[0] == '=' || f[0] == '+' || f[0] == '-' || f[0] == '@' || f[0] == '\t' || f[0] == '\r') && IsFormula(f) {
 		c.formula++
 	}
-	scanPII(c.pii, f, numeric, row)
+	if bits != 0 {
+		c.pii.add(bits, row)
+	}
 }
 
 // addRow handles row-level statistics: label distribution and duplicates.
@@ -182,7 +212,7 @@ func (p *profiler) addRow(rec [][]byte, featHash, labelHash uint64) {
 			p.clsOther++
 		}
 	}
-	if prev, ok := p.dup[featHash]; ok {
+	if prev, ok := p.dup.get(featHash); ok {
 		if prev == labelHash {
 			p.dupRows++
 		} else {
@@ -190,11 +220,61 @@ func (p *profiler) addRow(rec [][]byte, featHash, labelHash uint64) {
 		}
 		return
 	}
-	if len(p.dup) < maxDupIndex {
-		p.dup[featHash] = labelHash
-	} else {
+	if !p.dup.put(featHash, labelHash) {
 		p.dupFull = true
 	}
+}
+
+// hashSet is an open-addressing table of row hashes (linear probing, grown
+// by doubling up to maxDupIndex entries at half load): a quarter of the
+// memory of a map and one cache miss per lookup.
+type hashSet struct {
+	kv []uint64 // key, value interleaved: one cache line per probe
+	n  int
+}
+
+func newHashSet() *hashSet { return &hashSet{kv: make([]uint64, 2<<12)} }
+
+func (h *hashSet) slot(k uint64) uint64 {
+	return (k * 0x9e3779b97f4a7c15) >> 20 & uint64(len(h.kv)/2-1)
+}
+
+func (h *hashSet) get(k uint64) (uint64, bool) {
+	k |= 1 // 0 marks an empty slot
+	m := uint64(len(h.kv)/2 - 1)
+	for i := h.slot(k); ; i = (i + 1) & m {
+		switch h.kv[2*i] {
+		case k:
+			return h.kv[2*i+1], true
+		case 0:
+			return 0, false
+		}
+	}
+}
+
+// put inserts k (absent); false when the table is full.
+func (h *hashSet) put(k, v uint64) bool {
+	if h.n >= maxDupIndex {
+		return false
+	}
+	if 2*(h.n+1) > len(h.kv)/2 {
+		old := h.kv
+		h.kv, h.n = make([]uint64, 2*len(old)), 0
+		for i := 0; i < len(old); i += 2 {
+			if old[i] != 0 {
+				h.put(old[i], old[i+1])
+			}
+		}
+	}
+	k |= 1
+	m := uint64(len(h.kv)/2 - 1)
+	i := h.slot(k)
+	for h.kv[2*i] != 0 {
+		i = (i + 1) & m
+	}
+	h.kv[2*i], h.kv[2*i+1] = k, v
+	h.n++
+	return true
 }
 
 func (c *colStats) inferType() Type {
@@ -257,7 +337,7 @@ func (c *colStats) profile(declared *Column, rows int64) ColumnProfile {
 	}
 	var all []kv
 	for k, v := range c.sketch {
-		all = append(all, kv{k, v})
+		all = append(all, kv{k, v.n})
 	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].v != all[j].v {

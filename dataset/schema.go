@@ -192,21 +192,37 @@ func parseNumber(f []byte) (float64, bool) {
 			return 0, false
 		}
 	}
-	if len(f)-i <= 15 {
+	if len(f)-i <= 16 {
+		// Fast path: up to 15 digits with at most one '.', exact in
+		// float64 (a mantissa < 2^53 divided by an exact power of ten is
+		// correctly rounded, as in strconv's own exact path).
 		var n int64
-		j := i
+		j, digits, frac, dot := i, 0, 0, false
 		for ; j < len(f); j++ {
-			d := f[j] - '0'
+			b := f[j]
+			if b == '.' && !dot {
+				dot = true
+				continue
+			}
+			d := b - '0'
 			if d > 9 {
 				break
 			}
 			n = n*10 + int64(d)
-		}
-		if j == len(f) {
-			if neg {
-				n = -n
+			digits++
+			if dot {
+				frac++
 			}
-			return float64(n), true
+		}
+		if j == len(f) && digits > 0 && digits <= 15 {
+			v := float64(n)
+			if frac > 0 {
+				v /= pow10[frac]
+			}
+			if neg {
+				v = -v
+			}
+			return v, true
 		}
 	}
 	c := f[i]
@@ -239,3 +255,5 @@ func parseBool(f []byte) (bool, bool) {
 	}
 	return false, false
 }
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16}

@@ -1,0 +1,333 @@
+// Command datasets measures dataset ingestion (issue 5): a generated CSV
+// of -size bytes is uploaded to a real Rampart server over HTTP on
+// 127.0.0.1, where it is parsed, validated, profiled, screened for PII and
+// formula injection, encrypted and stored (fsync'd) in one streaming pass.
+// It reports the median throughput of -runs uploads, the ratio to `cp` of
+// the same file on the same disk (with and without a final sync), and the
+// process's peak resident memory during the uploads (VmHWM, reset before
+// each upload; the generator has finished by then and the client streams
+// from disk, so the peak is the server's).
+//
+//	go run ./bench/datasets [-size 1GiB] [-runs 3] [-dir DIR] [-mode http|service] [-label]
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/dataset"
+	"github.com/rampart-mlaas/rampart/httpapi"
+	"github.com/rampart-mlaas/rampart/server"
+)
+
+var (
+	sizeFlag = flag.String("size", "1GiB", "CSV size (e.g. 1GiB, 200MiB)")
+	runs     = flag.Int("runs", 3, "uploads (the median is reported)")
+	dir      = flag.String("dir", "", "directory for the CSV and the server's data (default a temp dir under /tmp)")
+	mode     = flag.String("mode", "http", "http: upload to a real server; service: call the dataset service in-process")
+	label    = flag.Bool("label", false, "declare a label column (adds label screening of a 20,000-row sample)")
+	cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the uploads")
+)
+
+func parseSize(s string) int64 {
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}} {
+		if v, ok := strings.CutSuffix(s, u.suf); ok {
+			s, mult = v, u.m
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		log.Fatalf("size %q: %v", s, err)
+	}
+	return int64(n * float64(mult))
+}
+
+// generate writes a CSV of about size bytes: integer, decimal, categorical,
+// boolean and free-text columns, a few formula-looking cells and missing
+// values, like a real credit table.
+func generate(path string, size int64) (rows int64) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprintln(w, "id,amount,rate,income,age,term,grade,home,purpose,verified,note,label")
+	r := rand.New(rand.NewPCG(1, 2))
+	grades := []string{"A", "B", "C", "D", "E", "F", "G"}
+	homes := []string{"rent", "own", "mortgage", "other"}
+	purposes := []string{"car", "credit_card", "debt_consolidation", "home_improvement", "medical", "small_business"}
+	notes := []string{"", "first loan", "renewal after review", "\"quoted, with comma\"", "=SUM(A1:A9)", "long-time customer with stable income"}
+	var n int64
+	buf := make([]byte, 0, 256)
+	for n = 0; ; n++ {
+		buf = buf[:0]
+		buf = strconv.AppendInt(buf, n, 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendFloat(buf, float64(r.IntN(4000000))/100, 'f', 2, 64)
+		buf = append(buf, ',')
+		buf = strconv.AppendFloat(buf, 5+r.Float64()*20, 'f', 3, 64)
+		buf = append(buf, ',')
+		if r.IntN(50) != 0 {
+			buf = strconv.AppendInt(buf, int64(20000+r.IntN(200000)), 10)
+		}
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, int64(18+r.IntN(60)), 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, int64([]int{36, 60}[r.IntN(2)]), 10)
+		buf = append(buf, ',')
+		buf = append(buf, grades[r.IntN(len(grades))]...)
+		buf = append(buf, ',')
+		buf = append(buf, homes[r.IntN(len(homes))]...)
+		buf = append(buf, ',')
+		buf = append(buf, purposes[r.IntN(len(purposes))]...)
+		buf = append(buf, ',')
+		buf = strconv.AppendBool(buf, r.IntN(2) == 0)
+		buf = append(buf, ',')
+		buf = append(buf, notes[r.IntN(len(notes))]...)
+		buf = append(buf, ',')
+		buf = append(buf, []string{"good", "bad"}[r.IntN(2)]...)
+		buf = append(buf, '\n')
+		if _, err := w.Write(buf); err != nil {
+			log.Fatal(err)
+		}
+		if size -= int64(len(buf)); size <= 0 {
+			break
+		}
+	}
+	if err := w.Flush(); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+	return n + 1
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// peakRSS reads VmHWM (peak resident set) in bytes.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return -1
+}
+
+// resetPeakRSS resets VmHWM (Linux: write 5 to clear_refs).
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+func timeCmd(name string, args ...string) float64 {
+	start := time.Now()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		log.Fatalf("%s %v: %v %s", name, args, err, out)
+	}
+	return time.Since(start).Seconds()
+}
+
+func main() {
+	flag.Parse()
+	size := parseSize(*sizeFlag)
+	if *dir == "" {
+		d, err := os.MkdirTemp("/tmp", "rampart-ds-bench")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	src := filepath.Join(*dir, "data.csv")
+	t0 := time.Now()
+	rows := generate(src, size)
+	fi, _ := os.Stat(src)
+	size = fi.Size()
+	fmt.Printf("go %s, GOMAXPROCS=%d, %d CPUs; generated %s: %.1f MiB, %d rows, 12 columns in %.1fs\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), src, float64(size)/(1<<20), rows, time.Since(t0).Seconds())
+
+	// Baseline: cp of the same file on the same disk.
+	var cpS, cpSyncS []float64
+	for range *runs {
+		dst := filepath.Join(*dir, "copy.csv")
+		cpS = append(cpS, timeCmd("cp", src, dst))
+		os.Remove(dst)
+		start := time.Now()
+		timeCmd("cp", src, dst)
+		timeCmd("sync", dst)
+		cpSyncS = append(cpSyncS, time.Since(start).Seconds())
+		os.Remove(dst)
+	}
+
+	ctx := context.Background()
+	cfg := server.Defaults()
+	cfg.DataDir = filepath.Join(*dir, "data")
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Quiet = true
+	srv, err := server.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	ln, err := srv.Listen()
+	if err != nil {
+		log.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = srv.Serve(sctx, ln) }()
+	url := srv.URL(ln)
+	op, err := httpapi.NewClient(url, srv.OperatorToken.Reveal(), "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var tn rampart.Tenant
+	if err := op.Do(ctx, "POST", "/v1/tenants", nil, httpapi.CreateTenantRequest{Name: "bench"}, &tn); err != nil {
+		log.Fatal(err)
+	}
+	var pr httpapi.CreatePrincipalResponse
+	if err := op.Do(ctx, "POST", "/v1/principals", nil, httpapi.CreatePrincipalRequest{TenantID: tn.ID, Name: "provider", Role: rampart.RoleDataProvider}, &pr); err != nil {
+		log.Fatal(err)
+	}
+	c, _ := httpapi.NewClient(url, pr.Token, "")
+	req := httpapi.CreateDatasetRequest{Name: "bench"}
+	if *label {
+		req.Label = "label"
+	}
+	var d dataset.Dataset
+	if err := c.Do(ctx, "POST", "/v1/datasets", nil, req, &d); err != nil {
+		log.Fatal(err)
+	}
+	svc := dataset.New(srv.DB, srv.Barrier, srv.Audit, nil, nil)
+	caller := rampart.WithCaller(ctx, rampart.Caller{Principal: pr.Principal, RequestID: "req_bench"})
+
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	var secs, cpus []float64
+	var peaks []int64
+	for i := range *runs {
+		runtime.GC()
+		resetPeakRSS()
+		f, err := os.Open(src)
+		if err != nil {
+			log.Fatal(err)
+		}
+		start := time.Now()
+		cpu0 := cpuTime()
+		var v dataset.Version
+		switch *mode {
+		case "service":
+			v, _, err = svc.Upload(caller, d.ID, f, dataset.UploadInput{Format: dataset.FormatCSV})
+		default:
+			v, err = upload(ctx, url, pr.Token, d.ID, f, size)
+		}
+		el := time.Since(start).Seconds()
+		cpu := cpuTime() - cpu0
+		cpus = append(cpus, cpu)
+		f.Close()
+		if err != nil {
+			log.Fatalf("upload %d: %v", i+1, err)
+		}
+		peaks = append(peaks, peakRSS())
+		secs = append(secs, el)
+		fmt.Printf("run %d: version %d, %d rows, %.2fs wall (%.0f MB/s), %.2fs CPU (%.0f MB per CPU-second), peak RSS %.0f MiB\n", i+1, v.Version, v.Rows, el,
+			float64(size)/1e6/el, cpu, float64(size)/1e6/cpu, float64(peaks[len(peaks)-1])/(1<<20))
+		// Keep the disk from filling: crypto-shred the previous version.
+		if v.Version > 1 {
+			if _, err := svc.DeleteVersion(caller, d.ID, v.Version-1); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+	m, mc, mcs := median(secs), median(cpS), median(cpSyncS)
+	maxPeak := slices.Max(peaks)
+	fmt.Printf("\ningest (%s, parse+validate+profile+PII+encrypt+store): median %.2fs = %.0f MB/s\n", *mode, m, float64(size)/1e6/m)
+	fmt.Printf("CPU time per upload (server and client, all goroutines): median %.2fs = %.0f MB per CPU-second; load average at the end: %s\n",
+		median(cpus), float64(size)/1e6/median(cpus), loadavg())
+	fmt.Printf("cp: median %.2fs = %.0f MB/s; cp+sync: median %.2fs = %.0f MB/s\n", mc, float64(size)/1e6/mc, mcs, float64(size)/1e6/mcs)
+	fmt.Printf("ratio ingest/cp throughput: %.2f (vs cp+sync: %.2f)\n", mc/m, mcs/m)
+	fmt.Printf("peak RSS during uploads: max %.0f MiB (target ≤ 256 MiB)\n", float64(maxPeak)/(1<<20))
+}
+
+func upload(ctx context.Context, url, token, id string, body io.Reader, size int64) (dataset.Version, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", url+"/v1/datasets/"+id+"/versions", body)
+	if err != nil {
+		return dataset.Version{}, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "text/csv")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return dataset.Version{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 201 {
+		return dataset.Version{}, fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	var out httpapi.UploadResponse
+	if err := jsonUnmarshal(b, &out); err != nil {
+		return dataset.Version{}, err
+	}
+	return out.Version, nil
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// cpuTime is the process's user+system CPU seconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
