@@ -63,8 +63,8 @@ type CSVReader struct {
 	// fields are slices of it, separated by single commas.
 	rawLine []byte
 	row     int // records returned so far (header included)
-	line   int // current line (1-based) of the reader position
-	start  int // line where the current record starts
+	line    int // current line (1-based) of the reader position
+	start   int // line where the current record starts
 	// Offset counts the input bytes consumed.
 	Offset int64
 }

@@ -83,7 +83,7 @@ func (s csvSource) raw() ([]byte, []int) {
 	}
 	return s.r.arena, s.r.ends
 }
-func (s csvSource) pos() (int, int)         { return s.r.Row(), s.r.Line() }
+func (s csvSource) pos() (int, int) { return s.r.Row(), s.r.Line() }
 
 // Ingest reads an upload in one streaming pass: parse, validate against the
 // declared schema, profile, screen for PII and formula injection, and copy
