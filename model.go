@@ -75,7 +75,7 @@ type ModelVersion struct {
 	Size       int64              `json:"size"`
 	Algorithm  string             `json:"algorithm,omitempty"`
 	Task       string             `json:"task,omitempty"`
-	Metrics    map[string]float64 `json:"metrics,omitempty"`
+	Metrics    map[string]float64 `json:"metrics"`
 	JobID      string             `json:"job_id,omitempty"`
 	CreatedBy  string             `json:"created_by"`
 	CreatedAt  time.Time          `json:"created_at"`
