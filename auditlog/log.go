@@ -83,6 +83,11 @@ type Log struct {
 
 	head atomic.Pointer[treeHead] // latest durable tree
 
+	// writeMu serialises this log's own writes (batches, checkpoints,
+	// tokens): SQLite has one writer, and a second one would wait in the
+	// busy handler, whose back-off sleeps far longer than the lock is held.
+	writeMu sync.Mutex
+
 	pubMu     sync.Mutex
 	published atomic.Pointer[Checkpoint] // latest published
 
@@ -476,9 +481,11 @@ func (l *Log) writeLoop(in <-chan *prepared) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CommitTimeout)
+		l.writeMu.Lock()
 		t0 := time.Now()
 		err := l.st.AppendLeaves(ctx, p.leaves)
 		l.storeNs.Add(int64(time.Since(t0)))
+		l.writeMu.Unlock()
 		cancel()
 		if err != nil {
 			l.failedEpoch.Store(p.epoch + 1)
@@ -537,7 +544,10 @@ func (l *Log) Publish(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, err
 	}
 	c := Checkpoint{Origin: l.cfg.Origin, Size: head.size, Root: head.root, Note: signed}
-	if err := l.st.PutCheckpoint(ctx, StoredCheckpoint{Size: c.Size, Root: c.Root, Note: signed, CreatedAt: l.now().UTC()}); err != nil {
+	l.writeMu.Lock()
+	err = l.st.PutCheckpoint(ctx, StoredCheckpoint{Size: c.Size, Root: c.Root, Note: signed, CreatedAt: l.now().UTC()})
+	l.writeMu.Unlock()
+	if err != nil {
 		return Checkpoint{}, fmt.Errorf("audit: store checkpoint %d: %w", c.Size, err)
 	}
 	l.published.Store(&c)
@@ -707,7 +717,10 @@ func (l *Log) timestampPending(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if err := l.st.SetCheckpointTimestamp(ctx, sc.Size, token); err != nil {
+			l.writeMu.Lock()
+			err = l.st.SetCheckpointTimestamp(ctx, sc.Size, token)
+			l.writeMu.Unlock()
+			if err != nil {
 				return fmt.Errorf("store token for checkpoint %d: %w", sc.Size, err)
 			}
 			if p := l.published.Load(); p != nil && p.Size == sc.Size {
