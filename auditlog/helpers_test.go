@@ -15,6 +15,7 @@ import (
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/auditlog"
 	"github.com/rampart-mlaas/rampart/sqlite"
+	"golang.org/x/mod/sumdb/note"
 )
 
 const testOrigin = "rampart.test/audit"
@@ -93,4 +94,12 @@ func pageAfter(i int) rampart.Page {
 		return rampart.Page{Limit: 1}
 	}
 	return rampart.Page{Limit: 1, Cursor: base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprint(i - 1)))}
+}
+
+func mustVerifier(t testing.TB, vkey string) note.Verifier {
+	v, err := auditlog.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
