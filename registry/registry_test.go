@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -335,4 +337,83 @@ func mustRead(p string) []byte {
 func digestOf(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// TestCardAndBOM: every version has a complete model card (MODEL-3) and a
+// CycloneDX ML-BOM naming the model by digest, its datasets by digest and
+// the platform (SUP-1).
+func TestCardAndBOM(t *testing.T) {
+	e := newEnv(t)
+	v := e.register("cards")
+	cardJSON, _, err := e.svc.GetDocument(as(e.dev), v.ModelID, v.Version, DocCard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var card Card
+	if err := json.Unmarshal(cardJSON, &card); err != nil {
+		t.Fatal(err)
+	}
+	if m := card.Missing(); len(m) != 0 {
+		t.Fatalf("card incomplete: %v", m)
+	}
+	if card.Digest != v.Digest || card.Owner != e.dev.ID || card.DP == nil || card.DP.Epsilon != 2 || card.Datasets[0].GrantID != "gr_x" ||
+		card.Metrics["auc"] != 0.95 || card.JobID == "" || card.Signing.KeyID != v.KeyID {
+		t.Fatalf("card: %s", cardJSON)
+	}
+	bomJSON, _, err := e.svc.GetDocument(as(e.dev), v.ModelID, v.Version, DocBOM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bom BOM
+	if err := json.Unmarshal(bomJSON, &bom); err != nil {
+		t.Fatal(err)
+	}
+	if bom.BOMFormat != "CycloneDX" || bom.SpecVersion != "1.6" || !strings.HasPrefix(bom.SerialNumber, "urn:uuid:") {
+		t.Fatalf("bom header: %s", bomJSON)
+	}
+	kinds := map[string]BOMComponent{}
+	for _, c := range bom.Components {
+		kinds[c.Type] = c
+	}
+	model, data, tool := kinds["machine-learning-model"], kinds["data"], kinds["application"]
+	if model.Hashes[0].Content != strings.TrimPrefix(v.Digest, "sha256:") || model.ModelCard == nil ||
+		model.ModelCard.QuantitativeAnalysis == nil || len(model.ModelCard.ModelParameters.Datasets) != 1 {
+		t.Fatalf("model component: %+v", model)
+	}
+	if data.Hashes[0].Content != strings.Repeat("0", 64) || tool.Name != "rampart" || tool.Version != "test" {
+		t.Fatalf("data/tool components: %+v %+v", data, tool)
+	}
+	if len(bom.Dependencies) != 1 || len(bom.Dependencies[0].DependsOn) != 2 {
+		t.Fatalf("dependencies: %+v", bom.Dependencies)
+	}
+	// The attestation document is the signed envelope.
+	att, _, err := e.svc.GetDocument(as(e.auditorCtx()), v.ModelID, v.Version, DocAttestation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, _, err := e.svc.PublicKey(as(e.user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signer.ParsePublicKey(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := signer.VerifyArtifact(att, artifact(t), pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := st.Predicate.BuildDefinition.ResolvedDependencies
+	if len(deps) != 1 || deps[0].Digest["sha256"] != strings.Repeat("0", 64) || st.Predicate.BuildDefinition.ExternalParameters["seed"] == nil {
+		t.Fatalf("provenance: %+v", st.Predicate.BuildDefinition)
+	}
+}
+
+func (e *env) auditorCtx() rampart.Principal {
+	p := rampart.Principal{ID: rampart.NewID(rampart.PrefixPrincipal), TenantID: e.tenant.ID, Name: "aud", Kind: rampart.PrincipalUser,
+		Role: rampart.RoleAuditor, CreatedAt: e.clock}
+	if err := e.db.CreatePrincipal(context.Background(), p); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
 }
