@@ -139,6 +139,9 @@ type Store interface {
 	GetVersion(ctx context.Context, datasetID string, version int) (Version, error)
 	ListVersions(ctx context.Context, datasetID string, p rampart.Page) ([]Version, string, error)
 	MarkVersionDeleted(ctx context.Context, datasetID string, version int, at time.Time) error
+	// SetQuarantined sets whether a version's flagged rows are withheld
+	// from training.
+	SetQuarantined(ctx context.Context, datasetID string, version int, quarantined bool) error
 	// PendingVersions lists versions left ingesting by a crash.
 	PendingVersions(ctx context.Context) ([]Version, error)
 

@@ -95,10 +95,11 @@ func (s *Service) Open(ctx context.Context, id string, version int, purpose auth
 			rc.Close()
 			return nil, ev.finish(ctx, err)
 		}
-		if rep.LabelFlip != nil && rep.LabelFlip.Quarantined {
+		if rep.LabelFlip != nil {
 			for _, sp := range rep.LabelFlip.Suspects {
 				u.Excluded = append(u.Excluded, sp.Row)
 			}
+			slices.Sort(u.Excluded)
 		}
 	}
 	u.rc = rc
@@ -185,6 +186,33 @@ func (s *Service) ReadRows(ctx context.Context, id string, version int) (io.Read
 		return nil, Version{}, err
 	}
 	return filterRows(rc, nil, true), ver, nil
+}
+
+// SetQuarantine withholds (true) or releases (false) the rows that label
+// screening flagged in a version (DATA-5): quarantined rows are left out of
+// every training or evaluation stream. Only the owner's data providers
+// decide.
+func (s *Service) SetQuarantine(ctx context.Context, id string, version int, quarantine bool) (Version, error) {
+	d, _, _, ev, err := s.authorize(ctx, id, authz.DatasetWrite, map[string]string{"version": strconv.Itoa(version),
+		"quarantine": strconv.FormatBool(quarantine)})
+	if err != nil {
+		return Version{}, err
+	}
+	ver, err := s.loadVersion(ctx, d, version)
+	if err == nil {
+		err = readyVersion(ver)
+	}
+	if err == nil && quarantine && ver.Flagged == 0 {
+		err = rampart.Invalid("version", "label screening flagged no rows in this version")
+	}
+	if err == nil {
+		err = s.store.SetQuarantined(ctx, d.ID, version, quarantine)
+	}
+	if err != nil {
+		return Version{}, ev.finish(ctx, err)
+	}
+	ver.Quarantined = quarantine
+	return ver, ev.finish(ctx, nil)
 }
 
 // RecordLineage records that object (kind "model", "job", …) was derived

@@ -204,6 +204,20 @@ func (a *API) RouteDatasets(s *dataset.Service) {
 			return &struct{ Body dataset.Deletion }{Body: d}, nil
 		}))
 
+	for _, st := range []struct {
+		name string
+		q    bool
+	}{{"quarantine", true}, {"release", false}} {
+		huma.Register(a.huma, op(st.name+"-dataset-version", http.MethodPost, "/v1/datasets/{dataset_id}/versions/{version}/"+st.name,
+			"Withhold (quarantine) or release the rows label screening flagged (DATA-5)", "datasets"),
+			wrap(log, func(ctx context.Context, in *versionPath) (*struct{ Body dataset.Version }, error) {
+				v, err := s.SetQuarantine(ctx, in.DatasetID, in.Version, st.q)
+				if err != nil {
+					return nil, err
+				}
+				return &struct{ Body dataset.Version }{Body: v}, nil
+			}))
+	}
 	huma.Register(a.huma, created(op("create-dataset-grant", http.MethodPost, "/v1/datasets/{dataset_id}/grants", "Grant use of a dataset for a purpose (DATA-7)", "grants")),
 		wrap(log, func(ctx context.Context, in *struct {
 			DatasetID string `path:"dataset_id" maxLength:"80"`

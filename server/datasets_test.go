@@ -465,3 +465,83 @@ func TestDatasetPIIPolicy(t *testing.T) {
 		t.Fatalf("versions: %v %d", err, len(vs.Items))
 	}
 }
+
+// TestDatasetQuarantine is DATA-5's policy: with "quarantine", rows flagged
+// by label screening are left out of training streams until the provider
+// releases them; grantees never see which rows.
+func TestDatasetQuarantine(t *testing.T) {
+	e := servertest.Start(t)
+	a := e.NewWorld(t, "q-prov")
+	b := e.NewWorld(t, "q-dev")
+	dp, md := a.Actors[rampart.RoleDataProvider], b.Actors[rampart.RoleModelDeveloper]
+	raw, err := os.ReadFile("../dataset/testdata/breast_cancer.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flip every 10th label.
+	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(string(raw), "\r\n", "\n")), "\n")
+	for i := 10; i < len(lines); i += 10 {
+		if strings.HasSuffix(lines[i], ",malignant") {
+			lines[i] = strings.TrimSuffix(lines[i], "malignant") + "benign"
+		} else {
+			lines[i] = strings.TrimSuffix(lines[i], "benign") + "malignant"
+		}
+	}
+	csv := strings.Join(lines, "\n") + "\n"
+	if err := dp.C.Do(context.Background(), "PUT", "/v1/dataset-policy", nil, httpapi.PolicyRequest{PII: "warn", Label: "quarantine"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	d := e.Dataset(t, dp, "bc", "diagnosis")
+	up := e.Upload(t, dp, d.ID, csv)
+	lf := up.Report.LabelFlip
+	if lf == nil || lf.Flagged < 30 || !lf.Quarantined || !up.Version.Quarantined || len(lf.Suspects) != lf.Flagged {
+		t.Fatalf("screening: %+v", lf)
+	}
+	hits := 0
+	for _, s := range lf.Suspects {
+		if s.Row%10 == 0 { // lines[i] is data row i
+			hits++
+		}
+	}
+	t.Logf("flagged %d rows, %d of them flipped (56 flipped)", lf.Flagged, hits)
+	if float64(hits)/float64(lf.Flagged) < 0.8 {
+		t.Errorf("precision %d/%d", hits, lf.Flagged)
+	}
+	e.Grant(t, dp, d.ID, httpapi.GrantRequest{To: md.Principal.ID, Purpose: "train"})
+	svc := dataset.New(e.Server.DB, e.Server.Barrier, &recorder{}, nil, nil)
+	count := func() (int, []int64) {
+		u, err := svc.Open(as(md), d.ID, 1, authz.PurposeTrain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		b, err := io.ReadAll(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), "\n") - 1, u.Excluded
+	}
+	n, ex := count()
+	if n != 569-lf.Flagged || len(ex) != lf.Flagged {
+		t.Fatalf("quarantined stream: %d rows, %d excluded", n, len(ex))
+	}
+	// The grantee's report has counts, not rows.
+	var rep dataset.Report
+	if err := md.C.Do(context.Background(), "GET", "/v1/datasets/"+d.ID+"/versions/1/report", nil, nil, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.LabelFlip == nil || rep.LabelFlip.Flagged != lf.Flagged || len(rep.LabelFlip.Suspects) != 0 {
+		t.Fatalf("grantee report: %+v", rep.LabelFlip)
+	}
+	// The grantee cannot release; the provider can.
+	if st, _ := e.Raw(t, "POST", "/v1/datasets/"+d.ID+"/versions/1/release", md.Token, nil, nil); st != 404 {
+		t.Errorf("grantee release: %d", st)
+	}
+	var v dataset.Version
+	if err := dp.C.Do(context.Background(), "POST", "/v1/datasets/"+d.ID+"/versions/1/release", nil, nil, &v); err != nil || v.Quarantined {
+		t.Fatalf("release: %v %+v", err, v)
+	}
+	if n, ex := count(); n != 569 || len(ex) != 0 {
+		t.Fatalf("released stream: %d rows, %d excluded", n, len(ex))
+	}
+}

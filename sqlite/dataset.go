@@ -216,6 +216,17 @@ func (d *DB) MarkVersionDeleted(ctx context.Context, datasetID string, version i
 	return dsAffected(r, err, "dataset version")
 }
 
+// SetQuarantined implements dataset.Store.
+func (d *DB) SetQuarantined(ctx context.Context, datasetID string, version int, quarantined bool) error {
+	q := 0
+	if quarantined {
+		q = 1
+	}
+	r, err := d.db.ExecContext(ctx, `UPDATE dataset_versions SET quarantined=? WHERE dataset_id=? AND version=? AND status='ready'`,
+		q, datasetID, version)
+	return dsAffected(r, err, "dataset version")
+}
+
 // PendingVersions implements dataset.Store.
 func (d *DB) PendingVersions(ctx context.Context) ([]dataset.Version, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT `+dsVersionCols+` FROM dataset_versions WHERE status='ingesting'`)
