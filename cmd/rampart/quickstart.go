@@ -99,7 +99,9 @@ func quickstartCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&data, "data", "", "data directory (default: a new temporary directory)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "listen address (loopback; falls back to a free port if busy)")
-	cmd.Flags().BoolVar(&once, "once", false, "set up, run the checks and exit instead of serving")
+	cmd.Flags().BoolVar(&once, "exit", false, "run the script, then exit instead of serving (tests, CI)")
+	cmd.Flags().BoolVar(&once, "once", false, "same as --exit")
+	_ = cmd.Flags().MarkHidden("once")
 	return cmd
 }
 
