@@ -21,6 +21,9 @@ var ErrData = errors.New("unusable training data")
 // not a category, and one-hot encoding would only memorise rows.
 const maxCategories = 10_000
 
+// quantileSample bounds the values sorted per column for the deciles.
+const quantileSample = 100_000
+
 // FeatureInfo is one input feature as seen in training: its kind and the
 // statistics that later drive input validation and OOD scoring (INF-4, INF-5).
 type FeatureInfo struct {
@@ -130,12 +133,24 @@ func fitFeature(f *Frame, name string) (FeatureInfo, string, error) {
 			ss += (x - fi.Mean) * (x - fi.Mean)
 		}
 		fi.Std = math.Sqrt(ss / float64(len(vals)))
+		fi.Min, fi.Max = vals[0], vals[0]
+		for _, x := range vals {
+			fi.Min, fi.Max = math.Min(fi.Min, x), math.Max(fi.Max, x)
+		}
+		// Deciles (for OOD scoring) from a fixed stride sample: sorting a
+		// million values per column costs more than the deciles are worth.
+		if k := len(vals) / quantileSample; k > 1 {
+			for i := range quantileSample {
+				vals[i] = vals[i*k]
+			}
+			vals = vals[:quantileSample]
+		}
 		sort.Float64s(vals)
-		fi.Min, fi.Max = vals[0], vals[len(vals)-1]
 		fi.Quantiles = make([]float64, 11)
 		for q := range fi.Quantiles {
 			fi.Quantiles[q] = vals[q*(len(vals)-1)/10]
 		}
+		fi.Quantiles[0], fi.Quantiles[10] = fi.Min, fi.Max
 		if fi.Min == fi.Max {
 			warn = fmt.Sprintf("column %q is constant", name)
 		}

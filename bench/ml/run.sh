@@ -29,15 +29,19 @@ peers() {
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE \
 		$PY bench/ml/peers.py --data "$DATA" --out "$OUT" --repeats 1 "$@" >&2
 }
-"$OUT/mlbench" -data "$DATA" -out "$OUT" -only dp -repeats "$ROUNDS" >&2
-for part in datasets synth; do
-	i=1
-	while [ "$i" -le "$ROUNDS" ]; do
+# PARTS and FIRST_ROUND let a partial re-run add rounds to an existing <out>.
+PARTS=${PARTS:-dp datasets synth}
+FIRST_ROUND=${FIRST_ROUND:-1}
+case " $PARTS " in *" dp "*) "$OUT/mlbench" -data "$DATA" -out "$OUT" -only dp -repeats "$ROUNDS" >&2 ;; esac
+for part in $PARTS; do
+	[ "$part" = dp ] && continue
+	i=$FIRST_ROUND
+	while [ "$i" -lt $((FIRST_ROUND + ROUNDS)) ]; do
 		echo "== $part round $i: Rampart; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 		"$OUT/mlbench" -data "$DATA" -out "$OUT" -only "$part" -repeats 1 -tag "$i" >&2
 		echo "== $part round $i: peers; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 		# HistGradientBoosting takes minutes on the big table: time it in round 1 only.
-		if [ "$part" = synth ] && [ "$i" -gt 1 ]; then
+		if [ "$part" = synth ] && [ "$i" -ne 1 ]; then
 			peers --only "$part" --tag "$i" --no-hgb-synth
 		else
 			peers --only "$part" --tag "$i"

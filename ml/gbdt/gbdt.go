@@ -143,14 +143,15 @@ func fitBinner(vals []float64, maxBin int) binner {
 
 type dataset struct {
 	n, d    int
-	rows    []uint8 // row-major bins: histogram building reads one row's bins together
+	rows    []uint8   // row-major bins: histogram building reads one row's bins together
+	cols    [][]uint8 // column-major copy: partitioning reads one feature of many rows
 	binners []binner
 	miss    []uint8 // per feature, the bin holding missing values (= its number of real bins)
 	offs    []int   // histogram offset (in bins) per feature
 	total   int     // total histogram bins
 }
 
-func (ds *dataset) bin(i, f int) uint8 { return ds.rows[i*ds.d+f] }
+func (ds *dataset) bin(i, f int) uint8 { return ds.cols[f][i] }
 
 func buildDataset(x []float64, n, d, maxBin int, rng *rand.Rand) *dataset {
 	ds := &dataset{n: n, d: d, rows: make([]uint8, n*d), binners: make([]binner, d), miss: make([]uint8, d), offs: make([]int, d)}
@@ -182,6 +183,14 @@ func buildDataset(x []float64, n, d, maxBin int, rng *rand.Rand) *dataset {
 				ds.rows[i*d+f] = ds.binners[f].bin(x[i*d+f])
 			}
 		}
+	})
+	ds.cols = make([][]uint8, d)
+	parallel.Run(d, func(f int) {
+		col := make([]uint8, n)
+		for i := range n {
+			col[i] = ds.rows[i*d+f]
+		}
+		ds.cols[f] = col
 	})
 	for f := range d {
 		ds.miss[f] = uint8(ds.binners[f].nbins())

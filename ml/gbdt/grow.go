@@ -310,14 +310,13 @@ func (g *grower) partitionAll(frontier []*frontierNode, splits []split, order []
 		}
 	}
 	first[len(order)] = len(tasks)
-	d := g.ds.d
 	parallel.Run(len(tasks), func(t int) {
 		tk := &tasks[t]
 		s := splits[order[tk.node]]
-		f, miss, b := s.feature, g.ds.miss[s.feature], uint8(s.bin)
+		col, miss, b := g.ds.cols[s.feature], g.ds.miss[s.feature], uint8(s.bin)
 		nl, nr := 0, 0
 		for _, r := range g.idx[tk.lo:tk.hi] {
-			v := g.ds.rows[r*d+f]
+			v := col[r]
 			left := v <= b
 			if v == miss {
 				left = s.defaultLeft
