@@ -127,21 +127,24 @@ func load(dir string, ds Dataset) *ml.Frame {
 	return f
 }
 
-// train runs spec `repeats` times and returns the last model and the times.
-func train(f *ml.Frame, spec ml.TrainSpec, repeats int) (*ml.Model, []float64) {
+// train runs spec `repeats` times and returns the last model, the wall
+// times and the mean CPU time per run.
+func train(f *ml.Frame, spec ml.TrainSpec, repeats int) (*ml.Model, []float64, float64) {
 	var m *ml.Model
 	var times []float64
+	var cpu float64
 	for range repeats {
 		runtime.GC()
-		start := time.Now()
+		start, c0 := time.Now(), cpuSeconds()
 		var err error
 		m, err = ml.Train(context.Background(), f, spec, nil)
 		if err != nil {
 			log.Fatalf("%s: %v", spec.Algorithm, err)
 		}
 		times = append(times, time.Since(start).Seconds())
+		cpu += cpuSeconds() - c0
 	}
-	return m, times
+	return m, times, cpu / float64(repeats)
 }
 
 func runDatasets(dir, out string, repeats int) []Result {
@@ -176,12 +179,13 @@ func runDatasets(dir, out string, repeats int) []Result {
 			}{"mlp", ml.TrainSpec{Algorithm: ml.MLP, Target: ds.Target, Seed: 1, Params: map[string]string{"hidden_layer_sizes": "32"}}})
 		}
 		for _, l := range learners {
-			m, times := train(tr, l.spec, repeats)
+			m, times, cpu := train(tr, l.spec, repeats)
 			ev, err := m.Evaluate(te)
 			if err != nil {
 				log.Fatal(err)
 			}
-			r := Result{Dataset: ds.File, Learner: l.name, AUC: ev.AUC, Accuracy: ev.Accuracy, TrainSeconds: median(times), TrainRuns: times}
+			r := Result{Dataset: ds.File, Learner: l.name, AUC: ev.AUC, Accuracy: ev.Accuracy, TrainSeconds: median(times), TrainRuns: times,
+				TrainCPUSeconds: cpu}
 			log.Printf("%-18s %-7s AUC %.4f acc %.4f train %.3fs", ds.File, l.name, r.AUC, r.Accuracy, r.TrainSeconds)
 			results = append(results, r)
 		}
@@ -309,9 +313,7 @@ func runSynth(out string, n, repeats int) []Result {
 		{"gbdt", ml.TrainSpec{Algorithm: ml.GBDT, Target: "y", Seed: 1, Params: gbdtParams}},
 		{"logreg", ml.TrainSpec{Algorithm: ml.LogReg, Target: "y", Seed: 1}},
 	} {
-		cpu0 := cpuSeconds()
-		m, times := train(tr, l.spec, repeats)
-		trainCPU := (cpuSeconds() - cpu0) / float64(repeats)
+		m, times, trainCPU := train(tr, l.spec, repeats)
 		ev, err := m.Evaluate(te)
 		if err != nil {
 			log.Fatal(err)

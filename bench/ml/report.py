@@ -41,8 +41,8 @@ def fmt(v, spec=".4f"):
 datasets = sorted({d for d, _ in rows if not d.startswith("synth")})
 print("### Accuracy and training time on the shared datasets (stratified 75/25 split, test AUC)\n")
 print("| dataset | logreg AUC | sklearn LR AUC | Δ | GBDT AUC | XGBoost AUC | Δ | HGB AUC | "
-      "LR time ratio (Rampart/sklearn) | GBDT time ratio (Rampart/XGBoost) | GBDT ratio to HGB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      "LR time ratio (Rampart/sklearn) | GBDT time ratio (Rampart/XGBoost) | GBDT ratio to HGB | CPU-time ratios LR, GBDT/XGB, GBDT/HGB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for ds in datasets:
     lr, sk = get(ds, "logreg"), get(ds, "sklearn-logreg-lbfgs")
     gb, xg, hg = get(ds, "gbdt"), get(ds, "xgboost-hist"), get(ds, "sklearn-hgb")
@@ -53,7 +53,9 @@ for ds in datasets:
              (f" ({lr['TrainSeconds']:.3f}s / {sk['TrainSeconds']:.3f}s)" if lr and sk else ""),
              fmt(gb and xg and gb["TrainSeconds"] / xg["TrainSeconds"], ".2f") +
              (f" ({gb['TrainSeconds']:.3f}s / {xg['TrainSeconds']:.3f}s)" if gb and xg else ""),
-             fmt(gb and hg and gb["TrainSeconds"] / hg["TrainSeconds"], ".2f")]
+             fmt(gb and hg and gb["TrainSeconds"] / hg["TrainSeconds"], ".2f"),
+             ", ".join(fmt(a and b and a.get("TrainCPUSeconds") and b.get("TrainCPUSeconds") and
+                           a["TrainCPUSeconds"] / b["TrainCPUSeconds"], ".2f") for a, b in ((lr, sk), (gb, xg), (gb, hg)))]
     print("| " + " | ".join(cells) + " |")
 
 mlp, skm = get("digits.csv", "mlp"), get("digits.csv", "sklearn-mlp")
