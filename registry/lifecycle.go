@@ -323,7 +323,7 @@ func (s *Service) GrantExport(ctx context.Context, id, principalID string, ttl t
 	if ttl < 0 || ttl > 365*24*time.Hour {
 		return rampart.ExportGrant{}, rampart.Invalid("ttl_seconds", "ttl must be between 0 and one year")
 	}
-	m, c, a, err := s.authorizedModel(ctx, id, authz.ModelGrantExport, map[string]string{"grantee": truncate(principalID, 80)})
+	m, c, a, err := s.authorizedModel(ctx, id, authz.ModelGrantExport, map[string]string{"grantee": safeID(principalID)})
 	if err != nil {
 		return rampart.ExportGrant{}, err
 	}
@@ -367,7 +367,7 @@ func (s *Service) ListExportGrants(ctx context.Context, id string) ([]rampart.Ex
 
 // RevokeExportGrant revokes an export grant; it stops working at once.
 func (s *Service) RevokeExportGrant(ctx context.Context, id, grantID string) error {
-	m, _, a, err := s.authorizedModel(ctx, id, authz.ModelGrantExport, map[string]string{"revoke": truncate(grantID, 80)})
+	m, _, a, err := s.authorizedModel(ctx, id, authz.ModelGrantExport, map[string]string{"revoke": safeID(grantID)})
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,10 @@ import (
 	"github.com/rampart-mlaas/rampart/signer"
 )
 
+// maxDatasets bounds the datasets of one model (each becomes an audit
+// detail and an attestation dependency).
+const maxDatasets = 12
+
 // TrainSpec is what a training run was asked to do.
 type TrainSpec struct {
 	Algorithm string
@@ -97,10 +101,17 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 	if len(in.Datasets) == 0 {
 		return rampart.ModelVersion{}, rampart.Invalid("datasets", "a trained model needs its datasets (TRAIN-1)")
 	}
+	if len(in.Datasets) > maxDatasets {
+		return rampart.ModelVersion{}, rampart.Invalid("datasets", "at most %d datasets", maxDatasets)
+	}
 	for _, d := range in.Datasets {
-		if d.ID == "" || !barrier.ValidDigest(strings.TrimPrefix(d.Digest, "sha256:")) {
+		if safeID(d.ID) != d.ID || d.GrantID != "" && safeID(d.GrantID) != d.GrantID || len(d.Name) > 128 ||
+			!barrier.ValidDigest(strings.TrimPrefix(d.Digest, "sha256:")) {
 			return rampart.ModelVersion{}, rampart.Invalid("datasets", "every dataset needs an ID and a sha256 digest")
 		}
+	}
+	if safeID(in.JobID) != in.JobID && in.JobID != "" {
+		return rampart.ModelVersion{}, rampart.Invalid("job_id", "malformed job ID")
 	}
 	for k, v := range in.Metrics {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -153,6 +164,15 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 	}
 	if !in.FinishedAt.IsZero() {
 		md.FinishedOn = &finished
+	}
+	// The owner is re-read: a principal disabled (or moved) since the job
+	// was submitted can no longer register.
+	if owner, err := s.principals.GetPrincipal(ctx, in.Owner.ID); err == nil && owner.TenantID == in.Owner.TenantID {
+		in.Owner = owner
+	} else if err == nil || errors.Is(err, rampart.ErrNotFound) {
+		in.Owner.Disabled = true
+	} else {
+		return rampart.ModelVersion{}, fmt.Errorf("registry: owner: %w", err)
 	}
 	a, err := s.decide(ctx, in.Owner, in.RequestID, authz.ModelRegister, authz.Resource{Kind: "model", ID: in.ModelName, TenantID: in.Owner.TenantID},
 		map[string]string{"job": in.JobID, "name": in.ModelName})
@@ -260,15 +280,11 @@ func (s *Service) storeVersion(ctx context.Context, owner rampart.Principal, req
 	if card.JobID != "" {
 		lineage["job"] = card.JobID
 	}
-	var ds []string
 	for _, d := range card.Datasets {
-		ds = append(ds, fmt.Sprintf("%s@%d=sha256:%s", d.ID, d.Version, d.Digest))
+		lineage["dataset:"+d.ID] = fmt.Sprintf("v%d sha256:%s", d.Version, d.Digest)
 		if d.GrantID != "" {
 			lineage["grant:"+d.ID] = d.GrantID
 		}
-	}
-	if len(ds) > 0 {
-		lineage["datasets"] = strings.Join(ds, ",")
 	}
 	ev := rampart.AuditEvent{Time: s.now().UTC(), TenantID: m.TenantID, Principal: owner.ID, Role: owner.Role,
 		Action: "model.version.create", Resource: fmt.Sprintf("model/%s@%d", m.ID, v), Allow: true, Outcome: "ok",

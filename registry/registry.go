@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -186,7 +187,7 @@ func (s *Service) authorizedModel(ctx context.Context, id string, action authz.A
 		// Record the attempt on an unknown ID like a foreign one.
 		if errors.Is(err, rampart.ErrNotFound) {
 			if c, ok := rampart.CallerFrom(ctx); ok {
-				_, derr := s.decide(ctx, c.Principal, c.RequestID, action, authz.Resource{Kind: "model", ID: truncate(id, 80), TenantID: "unknown"}, details)
+				_, derr := s.decide(ctx, c.Principal, c.RequestID, action, authz.Resource{Kind: "model", ID: safeID(id), TenantID: "unknown"}, details)
 				if derr != nil && !errors.Is(derr, rampart.ErrNotFound) {
 					return m, c, nil, derr
 				}
@@ -199,9 +200,24 @@ func (s *Service) authorizedModel(ctx context.Context, id string, action authz.A
 	return m, c, a, err
 }
 
+// truncate cuts s to at most n bytes of valid UTF-8 (audit fields must be).
 func truncate(s string, n int) string {
 	if len(s) > n {
-		return s[:n]
+		s = s[:n]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// safeID is an ID as given by a caller, fit for the audit log: the ID if it
+// has an ID's shape, else "invalid".
+func safeID(s string) string {
+	if len(s) == 0 || len(s) > 80 {
+		return "invalid"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return "invalid"
+		}
 	}
 	return s
 }

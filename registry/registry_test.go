@@ -188,7 +188,7 @@ func TestRegisterTrainedAndLoad(t *testing.T) {
 	}
 	// AUDIT-5: the lineage event names dataset (by digest), grant, job and model.
 	evs := e.audit.find("model.version.create", true)
-	if len(evs) != 1 || evs[0].Details["job"] == "" || evs[0].Details["datasets"] == "" || evs[0].Digest != v.Digest || evs[0].Details["grant:ds_aaaa"] != "gr_x" {
+	if len(evs) != 1 || evs[0].Details["job"] == "" || evs[0].Details["dataset:ds_aaaa"] == "" || evs[0].Digest != v.Digest || evs[0].Details["grant:ds_aaaa"] != "gr_x" {
 		t.Fatalf("lineage events %+v", evs)
 	}
 	v2 := e.register("churn")
@@ -229,15 +229,14 @@ func TestRegisterTrainedAndLoad(t *testing.T) {
 func TestRegisterValidation(t *testing.T) {
 	e := newEnv(t)
 	cases := map[string]func(*TrainedInput){
-		"bad name":       func(in *TrainedInput) { in.ModelName = "Bad Name" },
-		"no artifact":    func(in *TrainedInput) { in.Artifact = nil },
-		"junk artifact":  func(in *TrainedInput) { in.Artifact = []byte("not a model") },
-		"spec mismatch":  func(in *TrainedInput) { in.Spec.Algorithm = "gbdt" },
-		"no datasets":    func(in *TrainedInput) { in.Datasets = nil },
-		"bad digest":     func(in *TrainedInput) { in.Datasets[0].Digest = "abc" },
-		"nan metric":     func(in *TrainedInput) { in.Metrics["x"] = nanf() },
-		"service user":   func(in *TrainedInput) { in.Owner = e.user },
-		"disabled owner": func(in *TrainedInput) { in.Owner.Disabled = true },
+		"bad name":      func(in *TrainedInput) { in.ModelName = "Bad Name" },
+		"no artifact":   func(in *TrainedInput) { in.Artifact = nil },
+		"junk artifact": func(in *TrainedInput) { in.Artifact = []byte("not a model") },
+		"spec mismatch": func(in *TrainedInput) { in.Spec.Algorithm = "gbdt" },
+		"no datasets":   func(in *TrainedInput) { in.Datasets = nil },
+		"bad digest":    func(in *TrainedInput) { in.Datasets[0].Digest = "abc" },
+		"nan metric":    func(in *TrainedInput) { in.Metrics["x"] = nanf() },
+		"service user":  func(in *TrainedInput) { in.Owner = e.user },
 	}
 	for name, mut := range cases {
 		in := e.trained("m", "job_1")
@@ -416,4 +415,21 @@ func (e *env) auditorCtx() rampart.Principal {
 		e.t.Fatal(err)
 	}
 	return p
+}
+
+// TestRegisterDisabledOwner: a job whose submitter was disabled after
+// submission cannot register its model.
+func TestRegisterDisabledOwner(t *testing.T) {
+	e := newEnv(t)
+	if err := e.db.SetPrincipalDisabled(context.Background(), e.dev.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RegisterTrained(context.Background(), e.trained("m", "job_1")); code(err) != rampart.CodeForbidden {
+		t.Fatalf("disabled owner registered: %v", err)
+	}
+	in := e.trained("m", "job_2")
+	in.Owner.ID = rampart.NewID(rampart.PrefixPrincipal)
+	if _, err := e.svc.RegisterTrained(context.Background(), in); err == nil {
+		t.Fatal("unknown owner registered")
+	}
 }
