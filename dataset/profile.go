@@ -231,9 +231,17 @@ func (p *profiler) addRow(rec [][]byte, featHash, labelHash uint64) {
 type hashSet struct {
 	kv []uint64 // key, value interleaved: one cache line per probe
 	n  int
+	// seen is a one-hash Bloom filter (1 MiB) in front of the table: most
+	// rows are new, and it answers "new" without touching the table.
+	seen []uint64
 }
 
-func newHashSet() *hashSet { return &hashSet{kv: make([]uint64, 2<<12)} }
+func newHashSet() *hashSet { return &hashSet{kv: make([]uint64, 2<<12), seen: make([]uint64, 1<<17)} }
+
+func (h *hashSet) bit(k uint64) (int, uint64) {
+	b := (k >> 7) & (1<<23 - 1)
+	return int(b >> 6), 1 << (b & 63)
+}
 
 func (h *hashSet) slot(k uint64) uint64 {
 	return (k * 0x9e3779b97f4a7c15) >> 20 & uint64(len(h.kv)/2-1)
@@ -241,6 +249,9 @@ func (h *hashSet) slot(k uint64) uint64 {
 
 func (h *hashSet) get(k uint64) (uint64, bool) {
 	k |= 1 // 0 marks an empty slot
+	if w, b := h.bit(k); h.seen[w]&b == 0 {
+		return 0, false
+	}
 	m := uint64(len(h.kv)/2 - 1)
 	for i := h.slot(k); ; i = (i + 1) & m {
 		switch h.kv[2*i] {
@@ -267,6 +278,8 @@ func (h *hashSet) put(k, v uint64) bool {
 		}
 	}
 	k |= 1
+	w, b := h.bit(k)
+	h.seen[w] |= b
 	m := uint64(len(h.kv)/2 - 1)
 	i := h.slot(k)
 	for h.kv[2*i] != 0 {
