@@ -262,6 +262,7 @@ func TestMutations(t *testing.T) {
 	}
 
 	// The attacker owns the file: drop the append-only triggers first.
+	st.Close() // release the store's write connection; the test takes the pool
 	sqlDB := db.SQL()
 	sqlDB.SetMaxOpenConns(1)
 	mustExec(t, sqlDB, `PRAGMA synchronous=OFF`)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -19,8 +20,54 @@ import (
 type AuditStore struct {
 	db *sql.DB
 
+	// Writes go through one dedicated connection, one at a time: its page
+	// cache stays warm and its prepared inserts stay prepared, instead of
+	// alternating between pool connections with cold caches.
 	mu    sync.Mutex
-	stmts map[int]*sql.Stmt // multi-row inserts, one per size in insertSizes
+	conn  *sql.Conn
+	stmts map[int]*sql.Stmt // multi-row inserts on conn, one per size in insertSizes
+}
+
+// writer returns the dedicated write connection; s.mu must be held.
+func (s *AuditStore) writer(ctx context.Context) (*sql.Conn, error) {
+	if s.conn != nil {
+		return s.conn, nil
+	}
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, mapErr(err, "audit store")
+	}
+	s.conn, s.stmts = c, map[int]*sql.Stmt{}
+	return c, nil
+}
+
+// dropWriter forgets the write connection after an error, so that a broken
+// connection is not reused; s.mu must be held.
+func (s *AuditStore) dropWriter() {
+	if s.conn == nil {
+		return
+	}
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.conn.Close()
+	s.conn, s.stmts = nil, nil
+}
+
+// write runs f on the write connection, serialised.
+func (s *AuditStore) write(ctx context.Context, f func(*sql.Conn) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	err = f(c)
+	var re *rampart.Error
+	if err != nil && !errors.As(err, &re) { // a driver error: start afresh
+		s.dropWriter()
+	}
+	return err
 }
 
 // insertSizes are the multi-row INSERT shapes: a batch is written as chunks
@@ -30,7 +77,15 @@ var insertSizes = []int{256, 32, 4, 1}
 var _ auditlog.Store = (*AuditStore)(nil)
 
 // Audit returns the audit log store sharing this database.
-func (d *DB) Audit() *AuditStore { return &AuditStore{db: d.db, stmts: map[int]*sql.Stmt{}} }
+func (d *DB) Audit() *AuditStore { return &AuditStore{db: d.db} }
+
+// Close releases the store's write connection (the database stays open).
+func (s *AuditStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropWriter()
+	return nil
+}
 
 const leafCols = 8
 
@@ -44,7 +99,11 @@ func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) e
 			return rampart.Errorf(rampart.CodeConflict, "audit leaves are not consecutive")
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	return s.write(ctx, func(c *sql.Conn) error { return s.appendLeaves(ctx, c, leaves) })
+}
+
+func (s *AuditStore) appendLeaves(ctx context.Context, c *sql.Conn, leaves []auditlog.Leaf) error {
+	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(err, "audit leaves")
 	}
@@ -66,7 +125,7 @@ func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) e
 				break
 			}
 		}
-		stmt, err := s.insertStmt(ctx, n)
+		stmt, err := s.insertStmt(ctx, c, n)
 		if err != nil {
 			return err
 		}
@@ -104,9 +163,8 @@ func insertBatch(ctx context.Context, tx *sql.Tx, leaves []auditlog.Leaf) error 
 	return mapErr(err, "audit batches")
 }
 
-func (s *AuditStore) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// insertStmt returns the prepared n-row insert on c; s.mu must be held.
+func (s *AuditStore) insertStmt(ctx context.Context, c *sql.Conn, rows int) (*sql.Stmt, error) {
 	if st, ok := s.stmts[rows]; ok {
 		return st, nil
 	}
@@ -118,7 +176,7 @@ func (s *AuditStore) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error
 		}
 		b.WriteString("(?,?,?,?,?,?,?,?)")
 	}
-	st, err := s.db.PrepareContext(ctx, b.String())
+	st, err := c.PrepareContext(ctx, b.String())
 	if err != nil {
 		return nil, mapErr(err, "audit leaves")
 	}
@@ -292,9 +350,11 @@ func (s *AuditStore) queryRange(ctx context.Context, q auditlog.LeafQuery, after
 
 // PutCheckpoint implements auditlog.Store.
 func (s *AuditStore) PutCheckpoint(ctx context.Context, c auditlog.StoredCheckpoint) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO audit_checkpoints(size, root, note, tsa_token, created_ns) VALUES(?,?,?,?,?)`,
-		int64(c.Size), c.Root, c.Note, nullBytes(c.Timestamp), c.CreatedAt.UnixNano())
-	return mapErr(err, "audit checkpoint")
+	return s.write(ctx, func(conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, `INSERT INTO audit_checkpoints(size, root, note, tsa_token, created_ns) VALUES(?,?,?,?,?)`,
+			int64(c.Size), c.Root, c.Note, nullBytes(c.Timestamp), c.CreatedAt.UnixNano())
+		return mapErr(err, "audit checkpoint")
+	})
 }
 
 func nullBytes(b []byte) any {
@@ -306,16 +366,18 @@ func nullBytes(b []byte) any {
 
 // SetCheckpointTimestamp implements auditlog.Store.
 func (s *AuditStore) SetCheckpointTimestamp(ctx context.Context, size uint64, token []byte) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE audit_checkpoints SET tsa_token=? WHERE size=? AND tsa_token IS NULL`, token, int64(size))
-	if err != nil {
-		return mapErr(err, "audit checkpoint")
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return mapErr(err, "audit checkpoint")
-	} else if n == 0 {
-		return rampart.Errorf(rampart.CodeNotFound, "audit checkpoint %d without a time-stamp not found", size)
-	}
-	return nil
+	return s.write(ctx, func(c *sql.Conn) error {
+		res, err := c.ExecContext(ctx, `UPDATE audit_checkpoints SET tsa_token=? WHERE size=? AND tsa_token IS NULL`, token, int64(size))
+		if err != nil {
+			return mapErr(err, "audit checkpoint")
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return mapErr(err, "audit checkpoint")
+		} else if n == 0 {
+			return rampart.Errorf(rampart.CodeNotFound, "audit checkpoint %d without a time-stamp not found", size)
+		}
+		return nil
+	})
 }
 
 const cpSelect = `SELECT size, root, note, tsa_token, created_ns FROM audit_checkpoints `
