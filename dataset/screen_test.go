@@ -5,6 +5,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -102,5 +104,15 @@ func TestLabelFlipScreening(t *testing.T) {
 				t.Errorf("clean data: %.2f %% flagged, want ≤ %.0f %%", 100*cleanRate, 100*tc.maxClean)
 			}
 		})
+	}
+}
+
+func TestLineageSummaryFitsAnAuditDetail(t *testing.T) {
+	var ls []Lineage
+	for i := range 100 {
+		ls = append(ls, Lineage{Kind: "model", ObjectID: "mdl_" + strings.Repeat("x", 26) + strconv.Itoa(i)})
+	}
+	if s := lineageSummary(ls); len(s) > 512 || !strings.HasSuffix(s, ",+89") {
+		t.Fatalf("%d bytes: %s", len(s), s)
 	}
 }

@@ -281,16 +281,18 @@ func (s *Service) Lineage(ctx context.Context, id string) ([]Lineage, error) {
 }
 
 func lineageSummary(ls []Lineage) string {
+	// Audit detail values are bounded (512 bytes): list what fits, then a count.
 	var b strings.Builder
 	for i, l := range ls {
-		if i == 20 {
-			fmt.Fprintf(&b, ",+%d", len(ls)-20)
+		item := l.Kind + "/" + l.ObjectID
+		if b.Len()+len(item) > 440 {
+			fmt.Fprintf(&b, ",+%d", len(ls)-i)
 			break
 		}
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(l.Kind + "/" + l.ObjectID)
+		b.WriteString(item)
 	}
 	return b.String()
 }
