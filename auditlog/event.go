@@ -203,7 +203,7 @@ func (ev *Event) MarshalCanonical() ([]byte, error) {
 	if len(ev.Sensitive) > 0 {
 		return nil, rampart.Invalid("details", "sensitive details must be sealed before encoding")
 	}
-	b := appendCanonical(make([]byte, 0, 512), ev)
+	b := appendCanonical(make([]byte, 0, 640), ev) // room to splice in any index
 	if len(b) > MaxEventSize {
 		return nil, rampart.Errorf(rampart.CodeTooLarge, "audit event is %d bytes, more than %d", len(b), MaxEventSize)
 	}
@@ -269,22 +269,31 @@ const (
 // spliceEvent turns an encoding made with index 0 into the encoding with the
 // given index (and time, when setTime), byte-identical to MarshalCanonical of
 // the event with those values: the index is the only variable-width field
-// before the fixed-width time.
+// before the fixed-width time. It works in place when enc has the capacity
+// (enc must not be used afterwards).
 func spliceEvent(enc []byte, index uint64, t time.Time, setTime bool) ([]byte, error) {
 	zero := canonicalPrefix + "0" + timeField
 	if len(enc) < len(zero)+len(timeLayout) || string(enc[:len(zero)]) != zero {
 		return nil, fmt.Errorf("audit: %w: unexpected event encoding", rampart.ErrInternal)
 	}
-	out := make([]byte, 0, len(enc)+20)
-	out = append(out, canonicalPrefix...)
-	out = strconv.AppendUint(out, index, 10)
-	rest := enc[len(canonicalPrefix)+1:]
-	if setTime {
-		out = append(out, timeField...)
-		out = t.UTC().AppendFormat(out, timeLayout)
-		rest = rest[len(timeField)+len(timeLayout):]
+	var digits [20]byte
+	d := strconv.AppendUint(digits[:0], index, 10)
+	n := len(enc) + len(d) - 1
+	out := enc
+	if cap(enc) < n {
+		out = make([]byte, n)
+		copy(out, enc[:len(canonicalPrefix)])
 	}
-	return append(out, rest...), nil
+	out = out[:n]
+	// Move everything after the "0" to its place, then write the digits.
+	copy(out[len(canonicalPrefix)+len(d):], enc[len(canonicalPrefix)+1:])
+	copy(out[len(canonicalPrefix):], d)
+	if setTime {
+		var ts [len(timeLayout)]byte
+		t.UTC().AppendFormat(ts[:0], timeLayout)
+		copy(out[len(canonicalPrefix)+len(d)+len(timeField):], ts[:])
+	}
+	return out, nil
 }
 
 // appendCanonical appends the canonical encoding of ev: byte for byte what

@@ -3,6 +3,7 @@ package auditlog
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,27 +17,31 @@ func TestSpliceEqualsMarshal(t *testing.T) {
 		Resource: "log", Decision: Deny, Reason: "r", Outcome: "ok", RequestID: "req_1",
 		Details: map[string]string{"b": "2", "a": "\u2028"}}
 	at := time.Date(2026, 11, 23, 2, 45, 0, 123, time.UTC)
+	long := base
+	long.Details = map[string]string{"big": strings.Repeat("x", 500), "more": strings.Repeat("<", 300)}
 	for _, idx := range []uint64{0, 9, 10, 12345, 1<<63 + 7, ^uint64(0)} {
 		for _, setTime := range []bool{false, true} {
-			ev := base
-			ev.Index = 0
-			if setTime {
-				ev.Time = time.Unix(0, 0)
-			} else {
-				ev.Time = at
-			}
-			enc, err := ev.MarshalCanonical()
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := spliceEvent(enc, idx, at, setTime)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev.Index, ev.Time = idx, at
-			want, _ := ev.MarshalCanonical()
-			if !bytes.Equal(got, want) {
-				t.Fatalf("index %d setTime %v:\n got %s\nwant %s", idx, setTime, got, want)
+			for _, ev := range []Event{base, long} { // spliced in place, and grown
+				ev := ev
+				ev.Index = 0
+				if setTime {
+					ev.Time = time.Unix(0, 0)
+				} else {
+					ev.Time = at
+				}
+				enc, err := ev.MarshalCanonical()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := spliceEvent(enc, idx, at, setTime)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ev.Index, ev.Time = idx, at
+				want, _ := ev.MarshalCanonical()
+				if !bytes.Equal(got, want) {
+					t.Fatalf("index %d setTime %v:\n got %s\nwant %s", idx, setTime, got, want)
+				}
 			}
 		}
 	}
