@@ -15,8 +15,10 @@ import (
 	"github.com/rampart-mlaas/rampart/auditlog"
 )
 
-// AuditStore implements auditlog.Store on the audit_leaves and
-// audit_checkpoints tables (migration 00002_audit.sql).
+// AuditStore implements auditlog.Store on the audit_leaves, audit_batches
+// and audit_checkpoints tables (migration 00002_audit.sql). Use one per
+// database (it holds the audit log's write connection) and Close it after the
+// auditlog.Log, before closing the DB.
 type AuditStore struct {
 	db *sql.DB
 
@@ -76,7 +78,7 @@ var insertSizes = []int{256, 32, 4, 1}
 
 var _ auditlog.Store = (*AuditStore)(nil)
 
-// Audit returns the audit log store sharing this database.
+// Audit returns an audit log store sharing this database's file and pool.
 func (d *DB) Audit() *AuditStore { return &AuditStore{db: d.db} }
 
 // Close releases the store's write connection (the database stays open).
