@@ -328,16 +328,35 @@ func VerifyStore(ctx context.Context, st Store, key string, opts StoreVerifyOpti
 	if err := checkRoot(0, rng); err != nil {
 		return rep, err
 	}
+	// Read the next chunk while this one is hashed.
 	const chunk = 1 << 13
-	for {
-		if err := ctx.Err(); err != nil {
-			return rep, err
+	type chunkRes struct {
+		leaves []Leaf
+		err    error
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan chunkRes, 1)
+	go func() {
+		defer close(chunks)
+		for begin := uint64(0); ; begin += chunk {
+			leaves, err := st.ReadLeaves(rctx, begin, begin+chunk)
+			select {
+			case chunks <- chunkRes{leaves, err}:
+			case <-rctx.Done():
+				return
+			}
+			if err != nil || len(leaves) < chunk {
+				return
+			}
 		}
+	}()
+	for res := range chunks {
+		if res.err != nil {
+			return rep, fmt.Errorf("audit: read leaves: %w", res.err)
+		}
+		leaves := res.leaves
 		begin := rng.End()
-		leaves, err := st.ReadLeaves(ctx, begin, begin+chunk)
-		if err != nil {
-			return rep, fmt.Errorf("audit: read leaves: %w", err)
-		}
 		data := make([][]byte, len(leaves))
 		for i, lf := range leaves {
 			if lf.Index != begin+uint64(i) {
@@ -361,9 +380,9 @@ func VerifyStore(ctx context.Context, st Store, key string, opts StoreVerifyOpti
 				return rep, err
 			}
 		}
-		if len(leaves) < chunk {
-			break
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
 	}
 	rep.Leaves = rng.End()
 	// A checkpoint or witness beyond the stored leaves means truncation.
