@@ -113,7 +113,46 @@ func problemFor(ctx context.Context, log *slog.Logger, err error) *Problem {
 	if re.Code == rampart.CodeRateLimited {
 		pr.headers = map[string]string{"Retry-After": "1"}
 	}
+	// A more specific problem (a guard's rejection, issue 7) keeps the
+	// code's status and adds its own stable type and Retry-After.
+	var sp specificProblem
+	if errors.As(err, &sp) {
+		if k := sp.ProblemKind(); validKind(k) {
+			pr.Type = ProblemTypeBase + k
+		}
+		switch ra := sp.RetryAfter(); {
+		case ra != "":
+			pr.headers = map[string]string{"Retry-After": ra}
+		case re.Code == rampart.CodeRateLimited:
+			pr.headers = nil // nothing to wait for (e.g. a total budget)
+		}
+	}
 	return pr
+}
+
+// specificProblem is an error that refines its *rampart.Error with a more
+// specific problem type (urn:rampart:problem:<kind>, e.g. rate-limited,
+// budget-exhausted, invalid-input, out-of-distribution,
+// extraction-suspected) and, for 429s, a Retry-After in seconds ("" for
+// none). The code, and so the status, stays the wrapped error's.
+type specificProblem interface {
+	error
+	ProblemKind() string
+	RetryAfter() string
+}
+
+// validKind accepts lower-case words joined by '-' (bounded), so a kind
+// can never inject anything into the type URI.
+func validKind(k string) bool {
+	if k == "" || len(k) > 40 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; !(c >= 'a' && c <= 'z' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func newProblem(code rampart.Code, detail, field, rid string) *Problem {

@@ -1,0 +1,202 @@
+package guard
+
+import (
+	"math"
+	"sort"
+	"sync"
+)
+
+// DriftAlertPSI is the population stability index above which drift
+// alerts (INF-7; 0.25 is the customary "significant shift" level).
+const DriftAlertPSI = 0.25
+
+// Drift tracks an endpoint's input and prediction distributions over
+// consecutive windows (INF-7). Inputs are compared with the training
+// profile (decile bins for numeric features, categories for categorical
+// ones); predictions with the endpoint's first full window.
+type Drift struct {
+	mu     sync.Mutex
+	schema *Schema
+	window int
+	edges  [][]float64 // numeric bin edges per feature
+	expect [][]float64 // expected bin proportions per feature
+	counts [][]float64 // current window counts per feature
+	seen   int
+	pred   []float64 // current window prediction counts
+	ref    []float64 // reference prediction proportions
+	last   DriftReport
+	catIdx []map[string]int
+}
+
+// DriftReport is the result of one closed window.
+type DriftReport struct {
+	Windows        int     `json:"windows"`
+	InputPSI       float64 `json:"input_psi" doc:"Largest per-feature PSI of the last window."`
+	Feature        string  `json:"feature,omitempty" doc:"Feature with the largest PSI."`
+	PredictionPSI  float64 `json:"prediction_psi"`
+	Alert          bool    `json:"alert"`
+	WindowRows     int     `json:"window_rows"`
+	CurrentRows    int     `json:"current_rows"`
+	ReferenceReady bool    `json:"reference_ready"`
+}
+
+// NewDrift returns a tracker for a profiled schema with classes outputs
+// (1 for regression: predictions are then not tracked) and windows of
+// window rows (default 1000).
+func NewDrift(s *Schema, classes, window int) *Drift {
+	if window <= 0 {
+		window = 1000
+	}
+	d := &Drift{schema: s, window: window, pred: make([]float64, max(classes, 1))}
+	for _, f := range s.Features {
+		var edges, exp []float64
+		if f.Categorical {
+			cats := make([]string, 0, len(f.Freq))
+			for c := range f.Freq {
+				cats = append(cats, c)
+			}
+			sort.Strings(cats)
+			idx := make(map[string]int, len(cats))
+			for i, c := range cats {
+				exp = append(exp, f.Freq[c])
+				idx[c] = i
+			}
+			d.catIdx = append(d.catIdx, idx)
+			exp = append(exp, 0) // unseen categories
+		} else if d.catIdx = append(d.catIdx, nil); len(f.Quantiles) >= 2 {
+			q := f.Quantiles
+			for _, v := range q[1 : len(q)-1] {
+				if len(edges) == 0 || v > edges[len(edges)-1] {
+					edges = append(edges, v)
+				}
+			}
+			prev := 0.0
+			for _, e := range edges {
+				c := cdfLeft(q, e)
+				exp = append(exp, c-prev)
+				prev = c
+			}
+			exp = append(exp, 1-prev)
+		}
+		d.edges = append(d.edges, edges)
+		d.expect = append(d.expect, exp)
+		d.counts = append(d.counts, make([]float64, len(exp)))
+	}
+	return d
+}
+
+// cdfLeft is the training mass strictly below x by the deciles q.
+func cdfLeft(q []float64, x float64) float64 {
+	k := len(q) - 1
+	if x <= q[0] {
+		return 0
+	}
+	if x > q[k] {
+		return 1
+	}
+	for m := 0; m < k; m++ {
+		if q[m+1] >= x {
+			if q[m+1] == x {
+				return float64(m+1) / float64(k)
+			}
+			return (float64(m) + (x-q[m])/(q[m+1]-q[m])) / float64(k)
+		}
+	}
+	return 1
+}
+
+func (d *Drift) bin(j int, r *Rows, i int) int {
+	f := &d.schema.Features[j]
+	if f.Categorical {
+		if b, ok := d.catIdx[j][r.Cat[j][i]]; ok {
+			return b
+		}
+		return len(d.expect[j]) - 1
+	}
+	x := r.Num[j][i]
+	if math.IsNaN(x) {
+		return -1
+	}
+	return sort.Search(len(d.edges[j]), func(k int) bool { return d.edges[j][k] > x })
+}
+
+// PSI is the population stability index of actual against expected
+// proportions (both smoothed by 1e-4 so empty bins stay finite).
+func PSI(actual, expected []float64) float64 {
+	const eps = 1e-4
+	sa, se := 0.0, 0.0
+	for i := range actual {
+		sa += actual[i]
+		se += expected[i]
+	}
+	if sa == 0 || se == 0 {
+		return 0
+	}
+	psi := 0.0
+	for i := range actual {
+		a := math.Max(actual[i]/sa, eps)
+		e := math.Max(expected[i]/se, eps)
+		psi += (a - e) * math.Log(a/e)
+	}
+	return psi
+}
+
+// Observe adds rows with their predicted classes; when a window closes it
+// returns its report and true.
+func (d *Drift) Observe(r *Rows, classes []int) (DriftReport, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	closed := false
+	for i := range r.N {
+		for j := range d.schema.Features {
+			if len(d.expect[j]) == 0 {
+				continue
+			}
+			if b := d.bin(j, r, i); b >= 0 {
+				d.counts[j][b]++
+			}
+		}
+		if classes != nil && classes[i] < len(d.pred) {
+			d.pred[classes[i]]++
+		}
+		d.seen++
+		if d.seen >= d.window {
+			d.close()
+			closed = true
+		}
+	}
+	return d.last, closed
+}
+
+func (d *Drift) close() {
+	rep := DriftReport{Windows: d.last.Windows + 1, WindowRows: d.seen}
+	for j := range d.counts {
+		if len(d.expect[j]) == 0 {
+			continue
+		}
+		if p := PSI(d.counts[j], d.expect[j]); p > rep.InputPSI {
+			rep.InputPSI, rep.Feature = p, d.schema.Features[j].Name
+		}
+		clear(d.counts[j])
+	}
+	if d.ref == nil {
+		d.ref = append([]float64(nil), d.pred...)
+	} else {
+		rep.PredictionPSI = PSI(d.pred, d.ref)
+	}
+	rep.ReferenceReady = true
+	clear(d.pred)
+	d.seen = 0
+	rep.Alert = rep.InputPSI > DriftAlertPSI || rep.PredictionPSI > DriftAlertPSI
+	d.last = rep
+}
+
+// Report returns the last closed window's report and the rows so far.
+func (d *Drift) Report() DriftReport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.last
+	r.CurrentRows = d.seen
+	r.ReferenceReady = d.ref != nil
+	return r
+}

@@ -1,0 +1,107 @@
+package guard
+
+import (
+	"math"
+)
+
+// DefaultOODThreshold is the row score above which a row is out of
+// distribution when the endpoint sets none (INF-5); see Score.
+const DefaultOODThreshold = 4.0
+
+// Score is the out-of-distribution score of row i against the training
+// profile (INF-5). Each numeric value becomes a normal score
+// z = Φ⁻¹(F(x)) through the training deciles (F piecewise linear, clamped
+// at ½/(n+1)); beyond the training range z keeps growing by 3 per training
+// standard deviation. A categorical value scores √(−2 ln p) for its
+// training frequency p (unseen: ½/(n+1)). The row's score is the largest
+// |z| blended with the root mean square:
+//
+//	score = max(max_j |z_j|, 1.5 · rms_j z_j)
+//
+// The maximum catches one feature far out; the RMS catches many features
+// moderately off (scaled or swapped columns). By the union bound the
+// maximum of F marginal normal scores exceeds t with probability at most
+// 2F(1−Φ(t)) however the features correlate, which is what keeps clean
+// rows under the default threshold. Unprofiled schemas score 0.
+func (s *Schema) Score(r *Rows, i int) float64 {
+	if !s.Profiled || len(s.Features) == 0 {
+		return 0
+	}
+	var mx, ss float64
+	for j := range s.Features {
+		f := &s.Features[j]
+		var z float64
+		if f.Categorical {
+			z = catScore(f, r.Cat[j][i])
+		} else {
+			z = numScore(f, r.Num[j][i])
+		}
+		z = math.Abs(z)
+		mx = math.Max(mx, z)
+		ss += z * z
+	}
+	rms := math.Sqrt(ss / float64(len(s.Features)))
+	return math.Max(mx, 1.5*rms)
+}
+
+func eps(n int) float64 { return 0.5 / float64(n+1) }
+
+func probit(u float64) float64 { return math.Sqrt2 * math.Erfinv(2*u-1) }
+
+func catScore(f *Feature, v string) float64 {
+	if v == "" {
+		return 0
+	}
+	p, ok := f.Freq[v]
+	if !ok || p <= 0 {
+		p = eps(f.Count)
+	}
+	return math.Sqrt(-2 * math.Log(p))
+}
+
+func numScore(f *Feature, x float64) float64 {
+	q := f.Quantiles
+	if math.IsNaN(x) || len(q) < 2 {
+		return 0
+	}
+	e := eps(f.Count)
+	zEdge := probit(1 - e)
+	lo, hi := q[0], q[len(q)-1]
+	scale := f.Std
+	if !(scale > 0) {
+		scale = math.Max((hi-lo)/4, 1e-9)
+		if hi == lo {
+			scale = math.Max(math.Abs(hi)*0.01, 1e-9)
+		}
+	}
+	switch {
+	case x < lo:
+		return -(zEdge + 3*(lo-x)/scale)
+	case x > hi:
+		return zEdge + 3*(x-hi)/scale
+	}
+	// Position among the deciles; a value equal to several deciles (ties)
+	// takes the middle of their span.
+	k := len(q) - 1
+	first, last := -1, -1
+	for m := 0; m <= k; m++ {
+		if q[m] == x {
+			if first < 0 {
+				first = m
+			}
+			last = m
+		}
+	}
+	var u float64
+	if first >= 0 {
+		u = float64(first+last) / 2 / float64(k)
+	} else {
+		m := 0
+		for m < k && q[m+1] < x {
+			m++
+		}
+		u = (float64(m) + (x-q[m])/(q[m+1]-q[m])) / float64(k)
+	}
+	u = math.Min(math.Max(u, e), 1-e)
+	return probit(u)
+}
