@@ -59,6 +59,17 @@ type Model struct {
 	LatestVersion int `json:"latest_version"`
 	// ProductionVersion is the version serving production (0: none).
 	ProductionVersion int `json:"production_version"`
+	// Gates are this model's own promotion gates (MODEL-5), checked with
+	// the platform's.
+	Gates []GateSpec `json:"gates"`
+}
+
+// GateSpec bounds a metric (or assessment result) of the model card that a
+// version must meet to enter production (MODEL-5). A missing metric fails.
+type GateSpec struct {
+	Metric string   `json:"metric" minLength:"1" maxLength:"64"`
+	Min    *float64 `json:"min,omitempty"`
+	Max    *float64 `json:"max,omitempty"`
 }
 
 // ModelVersion is one immutable version of a model. Only Stage changes
@@ -135,6 +146,8 @@ type ModelStore interface {
 	GetModel(ctx context.Context, tenantID, id string) (Model, error)
 	GetModelByName(ctx context.Context, tenantID, name string) (Model, error)
 	ListModels(ctx context.Context, tenantID string, p Page) ([]Model, string, error)
+	// SetModelGates replaces the model's gates.
+	SetModelGates(ctx context.Context, tenantID, modelID string, gates []GateSpec) error
 
 	// AddModelVersion stores a new version; its number must be the model's
 	// latest + 1 (else a conflict), and it becomes the latest.

@@ -63,6 +63,8 @@ const (
 	// ModelGrantExport: grant or revoke another principal's right to
 	// export a model's weights (MODEL-4).
 	ModelGrantExport Action = "model.grant_export"
+	// ModelGates: set a model's own promotion gates (MODEL-5).
+	ModelGates Action = "model.gates"
 
 	// SigningKeyRead: read the platform's public model-signing key, for
 	// offline verification of attestations (not tenant data).
@@ -194,6 +196,7 @@ var table = map[Action]rule{
 	ModelRegister:    {rampart.RoleModelDeveloper: {Own}},
 	ModelImport:      {rampart.RoleModelDeveloper: {Own}},
 	ModelGrantExport: {rampart.RoleModelDeveloper: {Own}},
+	ModelGates:       {rampart.RoleModelDeveloper: {Own}},
 
 	SigningKeyRead: {rampart.RoleOperator: {Platform}, rampart.RoleDataProvider: {Platform}, rampart.RoleModelDeveloper: {Platform},
 		rampart.RoleServiceUser: {Platform}, rampart.RoleAuditor: {Platform}},

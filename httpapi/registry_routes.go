@@ -41,6 +41,11 @@ type ExportGrantRequest struct {
 	TTLSeconds  int64  `json:"ttl_seconds,omitempty" minimum:"0" maximum:"31536000" doc:"0 = no expiry."`
 }
 
+// GatesRequest sets a model's own promotion gates (MODEL-5).
+type GatesRequest struct {
+	Gates []rampart.GateSpec `json:"gates" maxItems:"16" doc:"Each bounds a card metric or assessment result; a missing metric fails the gate. Empty: no model gates."`
+}
+
 // PublicKeyResponse is the platform's model-signing key.
 type PublicKeyResponse struct {
 	KeyID         string `json:"key_id"`
@@ -206,6 +211,19 @@ func (a *API) RouteRegistry(s *registry.Service) {
 				return nil, err
 			}
 			return &struct{ Body rampart.ModelApproval }{Body: ap}, nil
+		}))
+
+	huma.Register(a.huma, op("set-model-gates", http.MethodPut, "/v1/models/{model_id}/gates",
+		"Set the model's own promotion gates, checked with the platform's (MODEL-5)", tag),
+		wrap(log, func(ctx context.Context, in *struct {
+			ModelID string `path:"model_id" maxLength:"80"`
+			Body    GatesRequest
+		}) (*struct{ Body rampart.Model }, error) {
+			m, err := s.SetGates(ctx, in.ModelID, in.Body.Gates)
+			if err != nil {
+				return nil, err
+			}
+			return &struct{ Body rampart.Model }{Body: m}, nil
 		}))
 
 	huma.Register(a.huma, op("rollback-model", http.MethodPost, "/v1/models/{model_id}/rollback",

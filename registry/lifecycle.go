@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"regexp"
 	"strings"
 	"time"
 
@@ -183,6 +185,63 @@ func (g MetricGate) Check(_ context.Context, _ rampart.ModelVersion, c *Card) er
 	return nil
 }
 
+// maxGates bounds a model's own gates.
+const maxGates = 16
+
+// SetGates replaces the model's own promotion gates (MODEL-5): each bounds
+// a card metric or assessment result that a version must meet to enter
+// production, on top of the platform's gates. Every change is audited with
+// the new gates.
+func (s *Service) SetGates(ctx context.Context, id string, gates []rampart.GateSpec) (rampart.Model, error) {
+	if len(gates) > maxGates {
+		return rampart.Model{}, rampart.Invalid("gates", "at most %d gates", maxGates)
+	}
+	details := map[string]string{}
+	for i, g := range gates {
+		if !metricRE.MatchString(g.Metric) {
+			return rampart.Model{}, rampart.Invalid("gates", "gate %d: metric must be 1-64 characters of a-z, 0-9, '_', '.', ':' or '-'", i)
+		}
+		if g.Min == nil && g.Max == nil {
+			return rampart.Model{}, rampart.Invalid("gates", "gate %d (%s) has neither min nor max", i, g.Metric)
+		}
+		for _, b := range []*float64{g.Min, g.Max} {
+			if b != nil && (math.IsNaN(*b) || math.IsInf(*b, 0)) {
+				return rampart.Model{}, rampart.Invalid("gates", "gate %d (%s): bounds must be finite", i, g.Metric)
+			}
+		}
+		if g.Min != nil && g.Max != nil && *g.Min > *g.Max {
+			return rampart.Model{}, rampart.Invalid("gates", "gate %d (%s): min above max", i, g.Metric)
+		}
+		details[fmt.Sprintf("gate%d", i)] = MetricGate{Metric: g.Metric, Min: g.Min, Max: g.Max}.String()
+	}
+	m, _, a, err := s.authorizedModel(ctx, id, authz.ModelGates, details)
+	if err != nil {
+		return rampart.Model{}, err
+	}
+	if gates == nil {
+		gates = []rampart.GateSpec{}
+	}
+	if err := s.store.SetModelGates(ctx, m.TenantID, m.ID, gates); err != nil {
+		return rampart.Model{}, a.done(ctx, err)
+	}
+	m.Gates = gates
+	return m, nil
+}
+
+var metricRE = regexp.MustCompile(`^[a-z0-9_.:-]{1,64}$`)
+
+// String renders the gate, e.g. "auc >= 0.8".
+func (g MetricGate) String() string {
+	var parts []string
+	if g.Min != nil {
+		parts = append(parts, fmt.Sprintf("%s >= %g", g.Metric, *g.Min))
+	}
+	if g.Max != nil {
+		parts = append(parts, fmt.Sprintf("%s <= %g", g.Metric, *g.Max))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Promote moves a version one stage on: candidate → staging → production.
 // Production needs an approval by a principal other than the promoter and
 // the version's registrant, and every gate must pass (MODEL-5); the version
@@ -232,7 +291,11 @@ func (s *Service) Promote(ctx context.Context, id string, version int, to rampar
 		if err := json.Unmarshal(r.Card, &card); err != nil {
 			return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: card: %w", err))
 		}
-		for _, g := range s.gates {
+		gates := append([]Gate(nil), s.gates...)
+		for _, gs := range m.Gates {
+			gates = append(gates, MetricGate{Metric: gs.Metric, Min: gs.Min, Max: gs.Max})
+		}
+		for _, g := range gates {
 			if err := g.Check(ctx, r.ModelVersion, &card); err != nil {
 				return rampart.ModelVersion{}, s.refuse(ctx, a, "MODEL-5: gate "+g.Name()+" failed",
 					rampart.Errorf(rampart.CodeConflict, "gate %s failed: %v (MODEL-5)", g.Name(), err))

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,34 @@ func TestPromotionApproval(t *testing.T) {
 	}
 	if _, err := e.svc.Promote(dev3, v.ModelID, v2.Version, rampart.StageProduction); code(err) != rampart.CodeConflict || !strings.Contains(err.Error(), "gate metric:auc") {
 		t.Fatalf("gated promotion: %v", err)
+	}
+	// Per-model gates (configurable, audited): block, then pass once the
+	// bound is met; bad gates are refused.
+	e.svc.gates = DefaultGates()
+	hi, lo := 0.99, 0.5
+	if _, err := e.svc.SetGates(dev, v.ModelID, []rampart.GateSpec{{Metric: "auc", Min: &hi}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Promote(dev3, v.ModelID, v2.Version, rampart.StageProduction); code(err) != rampart.CodeConflict || !strings.Contains(err.Error(), "auc = 0.95 is below 0.99") {
+		t.Fatalf("model gate: %v", err)
+	}
+	nan := math.NaN()
+	for _, bad := range [][]rampart.GateSpec{{{Metric: "auc"}}, {{Metric: "Bad Name", Min: &lo}}, {{Metric: "auc", Min: &hi, Max: &lo}}, {{Metric: "auc", Min: &nan}}} {
+		if _, err := e.svc.SetGates(dev, v.ModelID, bad); code(err) != rampart.CodeInvalid {
+			t.Fatalf("bad gates %+v: %v", bad, err)
+		}
+	}
+	if _, err := e.svc.SetGates(as(e.user), v.ModelID, nil); code(err) != rampart.CodeForbidden {
+		t.Fatalf("service user set gates: %v", err)
+	}
+	if m, err := e.svc.SetGates(dev, v.ModelID, []rampart.GateSpec{{Metric: "auc", Min: &lo}}); err != nil || len(m.Gates) != 1 {
+		t.Fatalf("set gates: %+v %v", m, err)
+	}
+	if _, err := e.svc.Promote(dev3, v.ModelID, v2.Version, rampart.StageProduction); err != nil {
+		t.Fatalf("promotion meeting the model gate: %v", err)
+	}
+	if evs := e.audit.find("model.gates", true); len(evs) != 2 || evs[1].Details["gate0"] != "auc >= 0.5" {
+		t.Fatalf("gate changes not audited: %+v", evs)
 	}
 	// A complete card is required by default (MODEL-3).
 	c := Card{Provenance: rampart.ProvenanceImported, Digest: "sha256:x", Owner: "pr_x"}

@@ -20,14 +20,40 @@ func (d *DB) CreateModel(ctx context.Context, m rampart.Model) error {
 	return mapErr(err, "model")
 }
 
-const modelCols = `id,tenant_id,name,owner,created_at,latest_version,production_version`
+const modelCols = `id,tenant_id,name,owner,created_at,latest_version,production_version,gates`
 
 func scanModel(s interface{ Scan(...any) error }) (rampart.Model, error) {
 	var m rampart.Model
 	var c int64
-	err := s.Scan(&m.ID, &m.TenantID, &m.Name, &m.Owner, &c, &m.LatestVersion, &m.ProductionVersion)
+	var gates string
+	if err := s.Scan(&m.ID, &m.TenantID, &m.Name, &m.Owner, &c, &m.LatestVersion, &m.ProductionVersion, &gates); err != nil {
+		return m, err
+	}
 	m.CreatedAt = fromNanos(c)
-	return m, err
+	m.Gates = []rampart.GateSpec{}
+	if err := json.Unmarshal([]byte(gates), &m.Gates); err != nil {
+		return m, fmt.Errorf("model gates: %w", err)
+	}
+	return m, nil
+}
+
+// SetModelGates implements rampart.ModelStore.
+func (d *DB) SetModelGates(ctx context.Context, tenantID, modelID string, gates []rampart.GateSpec) error {
+	if gates == nil {
+		gates = []rampart.GateSpec{}
+	}
+	b, err := json.Marshal(gates)
+	if err != nil {
+		return fmt.Errorf("model gates: %w", err)
+	}
+	res, err := d.db.ExecContext(ctx, `UPDATE models SET gates=? WHERE tenant_id=? AND id=?`, string(b), tenantID, modelID)
+	if err != nil {
+		return mapErr(err, "model")
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return &rampart.Error{Code: rampart.CodeNotFound, Message: "model not found"}
+	}
+	return nil
 }
 
 // GetModel implements rampart.ModelStore.

@@ -89,6 +89,40 @@ func metricsString(ms map[string]float64) string {
 	return strings.Join(parts, " ")
 }
 
+// parseGates reads "metric>=x" and "metric<=x"; two bounds on one metric
+// merge into one gate.
+func parseGates(reqs []string) ([]rampart.GateSpec, error) {
+	var out []rampart.GateSpec
+	idx := map[string]int{}
+	for _, r := range reqs {
+		op := ">="
+		name, val, ok := strings.Cut(r, op)
+		if !ok {
+			op = "<="
+			if name, val, ok = strings.Cut(r, op); !ok {
+				return nil, fmt.Errorf("gate %q: want METRIC>=X or METRIC<=X", r)
+			}
+		}
+		x, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			return nil, fmt.Errorf("gate %q: %w", r, err)
+		}
+		name = strings.TrimSpace(name)
+		i, seen := idx[name]
+		if !seen {
+			i = len(out)
+			idx[name] = i
+			out = append(out, rampart.GateSpec{Metric: name})
+		}
+		if op == ">=" {
+			out[i].Min = &x
+		} else {
+			out[i].Max = &x
+		}
+	}
+	return out, nil
+}
+
 func modelCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "model", Short: "Signed model registry: list, show, card, verify, import, promote, approve, export"}
 
@@ -416,6 +450,41 @@ func modelCmd(g *globals) *cobra.Command {
 	export.Flags().StringVar(&outAtt, "attestation", "", "also write the DSSE attestation to this file")
 	_ = export.MarkFlagRequired("output")
 	cmd.AddCommand(export)
+
+	var requires []string
+	var clear bool
+	gates := &cobra.Command{Use: "gates MODEL [--require 'METRIC>=X'|'METRIC<=X']… [--clear]",
+		Short: "Show or set a model's own promotion gates (MODEL-5)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			m, err := resolveModel(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			if len(requires) > 0 || clear {
+				specs, err := parseGates(requires)
+				if err != nil {
+					return err
+				}
+				if err := c.Do(cmd.Context(), "PUT", "/v1/models/"+m.ID+"/gates", nil, httpapi.GatesRequest{Gates: specs}, &m); err != nil {
+					return err
+				}
+			}
+			return g.emit(m.Gates, func() {
+				if len(m.Gates) == 0 {
+					fmt.Fprintf(g.out, "%s: no model gates (platform gates still apply)\n", m.Name)
+				}
+				for _, gs := range m.Gates {
+					fmt.Fprintln(g.out, registry.MetricGate{Metric: gs.Metric, Min: gs.Min, Max: gs.Max}.String())
+				}
+			})
+		}}
+	gates.Flags().StringArrayVar(&requires, "require", nil, "a gate, e.g. 'auc>=0.8' or 'mia_tpr_at_1pct_fpr<=0.05' (repeatable; replaces the model's gates)")
+	gates.Flags().BoolVar(&clear, "clear", false, "remove the model's own gates")
+	cmd.AddCommand(gates)
 
 	var grantee string
 	var ttl time.Duration

@@ -75,6 +75,13 @@ func TestModelCLI(t *testing.T) {
 	if out := da.ok("model", "promote", "stump@1", "--to", "production"); !strings.Contains(out, "production") {
 		t.Fatalf("promote: %s", out)
 	}
+	if out := da.ok("model", "gates", "stump", "--require", "auc>=0.5", "--require", "auc<=1"); !strings.Contains(out, "auc >= 0.5, auc <= 1") {
+		t.Fatalf("gates: %s", out)
+	}
+	if out := da.ok("model", "gates", "stump", "--clear"); !strings.Contains(out, "no model gates") {
+		t.Fatalf("gates --clear: %s", out)
+	}
+	fail(da, "METRIC>=X", "model", "gates", "stump", "--require", "auc=1")
 	if out := da.ok("model", "verify", "stump"); !strings.Contains(out, "verified") {
 		t.Fatalf("server verify: %s", out)
 	}

@@ -9,6 +9,7 @@ CREATE TABLE models (
     created_at          INTEGER NOT NULL,
     latest_version      INTEGER NOT NULL DEFAULT 0,
     production_version  INTEGER NOT NULL DEFAULT 0,
+    gates               TEXT NOT NULL DEFAULT '[]',
     UNIQUE (tenant_id, name)
 ) STRICT;
 
