@@ -30,7 +30,7 @@ type series struct {
 
 // svgPlot draws line series as an inline SVG element (fonts not
 // embedded: the page names common font families and opens offline).
-func svgPlot(title, xl, yl string, logX, logY bool, ymin, ymax float64, ss []series) (template.HTML, error) {
+func svgPlot(title, xl, yl string, logX, logY bool, ymin, ymax float64, ss []series) (figure, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = xl
@@ -43,21 +43,15 @@ func svgPlot(title, xl, yl string, logX, logY bool, ymin, ymax float64, ss []ser
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
-	p.Legend.Top = logY
-	p.Legend.Left = logY
-	if !logY {
-		p.Legend.Top = false
-		p.Legend.Left = false
-	}
 	p.Add(plotter.NewGrid())
-	drawn := 0
+	var fig figure
 	for i, s := range ss {
 		if len(s.pts) == 0 {
 			continue
 		}
 		l, sc, err := plotter.NewLinePoints(s.pts)
 		if err != nil {
-			return "", fmt.Errorf("plot %q: %w", title, err)
+			return fig, fmt.Errorf("plot %q: %w", title, err)
 		}
 		c := palette[i%len(palette)]
 		l.Color, sc.Color = c, c
@@ -71,11 +65,10 @@ func svgPlot(title, xl, yl string, logX, logY bool, ymin, ymax float64, ss []ser
 			l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
 		}
 		p.Add(l, sc)
-		p.Legend.Add(s.name, l)
-		drawn++
+		fig.Legend = append(fig.Legend, legendItem{Name: s.name, Color: fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B), Dashed: s.dashed})
 	}
-	if drawn == 0 {
-		return "", nil
+	if len(fig.Legend) == 0 {
+		return fig, nil
 	}
 	if !math.IsNaN(ymin) {
 		p.Y.Min = ymin
@@ -87,13 +80,26 @@ func svgPlot(title, xl, yl string, logX, logY bool, ymin, ymax float64, ss []ser
 	p.Draw(draw.New(c))
 	var b bytes.Buffer
 	if _, err := c.WriteTo(&b); err != nil {
-		return "", fmt.Errorf("plot %q: %w", title, err)
+		return fig, fmt.Errorf("plot %q: %w", title, err)
 	}
 	s := b.String()
 	if i := strings.Index(s, "<svg"); i >= 0 {
 		s = s[i:] // drop the XML prolog: the SVG is inlined
 	}
-	return template.HTML(s), nil
+	fig.SVG = template.HTML(s) // drawn by gonum/plot from numbers; the series names are in the HTML legend, escaped
+	return fig, nil
+}
+
+// figure is an inline SVG plot with its legend, which is HTML (the
+// browser's fonts lay it out, so it never overflows the plot).
+type figure struct {
+	SVG    template.HTML
+	Legend []legendItem
+}
+
+type legendItem struct {
+	Name, Color string
+	Dashed      bool
 }
 
 // rocSeries keeps the points a log–log plot can show.
@@ -109,9 +115,9 @@ func rocSeries(name string, pts []ROCPoint) series {
 
 type htmlView struct {
 	R          *Report
-	ROC        template.HTML
-	Fidelity   template.HTML
-	Evasion    template.HTML
+	ROC        figure
+	Fidelity   figure
+	Evasion    figure
 	Generated  string
 	ROCNote    string
 	HasContent bool
@@ -152,7 +158,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		var ss []series
 		for _, e := range r.Extraction {
 			for _, c := range e.Curves {
-				s := series{name: fmt.Sprintf("%s, guards %s", c.Strategy, e.Guards), dashed: e.Guards != "off"}
+				g, _, _ := strings.Cut(e.Guards, " ")
+				s := series{name: fmt.Sprintf("%s, guards %s", c.Strategy, g), dashed: e.Guards != "off"}
 				for _, p := range c.Points {
 					s.pts = append(s.pts, plotter.XY{X: float64(p.Queries), Y: p.Fidelity})
 				}
@@ -195,7 +202,8 @@ body{font-family:"Liberation Sans",Helvetica,Arial,sans-serif;margin:2em auto;ma
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}.bad{color:#b00;font-weight:bold}.ok{color:#070}
-.note{color:#555;font-size:.9em}figure{margin:1em 0}svg{max-width:100%;height:auto}
+.note{color:#555;font-size:.9em}ul.legend{list-style:none;padding:0;margin:.2em 0;font-size:.9em;columns:2}
+.sw{display:inline-block;width:2.2em;border-top:3px solid;margin-right:.5em;vertical-align:middle}figure{margin:1em 0}svg{max-width:100%;height:auto}
 </style></head><body>
 <h1 id="title">{{.R.Title}}</h1>
 <p>Model <b>{{.R.Model.Name}}{{if .R.Model.Version}} v{{.R.Model.Version}}{{end}}</b> ({{.R.Model.Algorithm}}){{if .R.Model.Dataset}}, data {{.R.Model.Dataset}}{{end}}{{if .R.Model.Endpoint}}, endpoint {{.R.Model.Endpoint}}{{end}}{{if .R.Model.DP}}, trained with (ε = {{f3 .R.Model.DP.Epsilon}}, δ = {{.R.Model.DP.Delta}})-DP{{end}}.
@@ -205,12 +213,12 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}.bad{color:#b00;font-weight:bold
 <p>{{.Members}} members, {{.NonMembers}} non-members; outputs: {{.Output}}. Accuracy on members {{pct .MemberAccuracy}}, on non-members {{pct .NonMemberAccuracy}}.{{if .ShadowModels}} {{.ShadowModels}} shadow models.{{end}}</p>
 <table><tr><th class="l">attack</th><th>AUC [95 % CI]</th><th>TPR @ 1 % FPR</th><th>TPR @ 0.1 % FPR</th><th>DP check</th></tr>
 {{range .Attacks}}<tr><td class="l">{{.Name}}</td><td>{{iv .AUC}}</td><td>{{iv .TPR1}}</td><td>{{iv .TPR01}}</td>
-<td class="l">{{with .DP}}{{if .Violated}}<span class="bad">VIOLATED</span>: {{.Violations}} of {{.Points}} points{{else}}<span class="ok">within bound</span>{{end}}; ε lower bound {{f3 .EpsilonLowerBound}} ≤? {{f3 .Epsilon}}; {{.PointViolations}} raw points outside (sampling noise allowed for){{else}}n/a (not a DP model){{end}}</td></tr>
+<td class="l">{{with .DP}}{{if .Violated}}<span class="bad">VIOLATED</span>: {{.Violations}} of {{.Points}} points{{else}}<span class="ok">within bound</span>{{end}}; measured ε lower bound {{f3 .EpsilonLowerBound}} (guarantee ε = {{f3 .Epsilon}}); {{.PointViolations}} of {{.Points}} raw points outside, within sampling error{{else}}n/a (not a DP model){{end}}</td></tr>
 {{end}}</table>
 {{range .Attacks}}{{if .Detail}}<p class="note">{{.Name}}: {{.Detail}}</p>{{end}}{{end}}
 {{range .Skipped}}<p class="note">Skipped: {{.}}</p>{{end}}
 {{end}}
-{{if .ROC}}<figure id="roc-plot">{{.ROC}}<figcaption class="note">{{.ROCNote}}</figcaption></figure>{{end}}
+{{if .ROC.SVG}}<figure id="roc-plot">{{template "fig" .ROC}}<figcaption class="note">{{.ROCNote}}</figcaption></figure>{{end}}
 {{if .R.Extraction}}
 <h2 id="extraction">Extraction (PRIV-2)</h2>
 {{range .R.Extraction}}<h3>Guards {{.Guards}}</h3>
@@ -219,7 +227,7 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}.bad{color:#b00;font-weight:bold
 {{range .Curves}}<tr><td class="l">{{.Strategy}}</td><td class="l">{{range .Points}}{{.Queries}}: {{f3 .Fidelity}}; {{end}}</td><td>{{.Obtained}}</td><td class="l">{{.Refused}}</td><td class="l">{{if .FlaggedAt}}after {{.FlaggedAt}} queries: {{.FlagReason}}{{else}}no{{end}}</td></tr>
 {{end}}</table>{{end}}
 {{end}}
-{{if .Fidelity}}<figure id="fidelity-plot">{{.Fidelity}}</figure>{{end}}
+{{if .Fidelity.SVG}}<figure id="fidelity-plot">{{template "fig" .Fidelity}}<figcaption class="note">Dashed: with the endpoint's guards.</figcaption></figure>{{end}}
 {{if .R.Evasion}}
 <h2 id="evasion">Evasion (PRIV-3)</h2>
 <table><tr><th class="l">model / method</th><th>attacked</th><th>found</th><th>median L2 (σ)</th><th>queries</th><th>OOD-caught adversarial</th><th>OOD-flagged clean</th></tr>
@@ -227,7 +235,7 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}.bad{color:#b00;font-weight:bold
 {{end}}</table>
 <p class="note">Perturbations are L2 norms over the numeric features in units of each feature's training standard deviation; categorical features and missing values are not changed.</p>
 {{end}}
-{{if .Evasion}}<figure id="evasion-plot">{{.Evasion}}</figure>{{end}}
+{{if .Evasion.SVG}}<figure id="evasion-plot">{{template "fig" .Evasion}}</figure>{{end}}
 {{with .R.Poisoning}}
 <h2 id="poisoning">Poisoning drill (DATA-5)</h2>
 <p>Screening: {{.Screening}}. {{.TrainRows}} training rows, {{.TestRows}} clean test rows.</p>
@@ -238,4 +246,5 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}.bad{color:#b00;font-weight:bold
 {{if .R.Timings}}<h2 id="timings">Wall time</h2><table>{{range $k, $v := .R.Timings}}<tr><td class="l">{{$k}}</td><td>{{secs $v}}</td></tr>{{end}}</table>{{end}}
 {{range .R.Notes}}<p class="note">{{.}}</p>{{end}}
 </body></html>
+{{define "fig"}}{{.SVG}}<ul class="legend">{{range .Legend}}<li><span class="sw" style="border-top-color:{{.Color}}{{if .Dashed}};border-top-style:dashed{{end}}"></span>{{.Name}}</li>{{end}}</ul>{{end}}
 `))
