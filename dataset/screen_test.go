@@ -47,6 +47,9 @@ func TestLabelFlipScreening(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
+			if tc.minRecall < 0.8 && os.Getenv("RAMPART_SCREEN_ALL") == "" {
+				t.Skip("report-only dataset: set RAMPART_SCREEN_ALL=1")
+			}
 			s, rep := sampleOf(t, tc.file, tc.label)
 			li := -1
 			for i, h := range s.Header {

@@ -276,6 +276,9 @@ func (s *Service) GetVersion(ctx context.Context, id string, v int) (Version, er
 		return Version{}, err
 	}
 	ver, err := s.loadVersion(ctx, d, v)
+	if err == nil && ver.Status == StatusIngesting {
+		err = missing("dataset version") // not acknowledged yet
+	}
 	return ver, ev.finish(ctx, err)
 }
 
