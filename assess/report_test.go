@@ -160,3 +160,20 @@ func TestReportRendersInChromium(t *testing.T) {
 		t.Errorf("screenshot looks blank: %d dark, %d coloured sampled pixels", dark, coloured)
 	}
 }
+
+func TestReportMetrics(t *testing.T) {
+	rep := smallReport(t)
+	m := rep.Metrics()
+	for _, k := range []string{MetricMembershipAUC, MetricMembershipTPR1, MetricMembershipTPR01, MetricDPViolations, MetricExtraction, MetricExtractionGuarded, MetricEvasion1, MetricEvasionMedian} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("metric %s missing: %v", k, m)
+		}
+	}
+	best := 0.0
+	for _, a := range rep.Membership.Attacks {
+		best = max(best, a.AUC.Value)
+	}
+	if m[MetricMembershipAUC] != best || m[MetricEvasionMedian] != rep.Evasion[0].Median {
+		t.Errorf("metrics %v disagree with the report", m)
+	}
+}
