@@ -13,22 +13,15 @@ import (
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/assess/record"
 	"github.com/rampart-mlaas/rampart/registry"
 )
 
-// Summary is a finished assessment's headline metrics (see
-// assess.Report.Metrics).
-type Summary struct {
-	ID       string
-	Finished time.Time
-	Metrics  map[string]float64
-}
-
-// Store is what the gate reads (package sqlite implements it).
+// Store is what the gate reads (a subset of record.Store).
 type Store interface {
 	// LatestAssessment returns the newest successful assessment of a
 	// model version; ok is false when there is none.
-	LatestAssessment(ctx context.Context, tenantID, modelID string, version int) (s Summary, ok bool, err error)
+	LatestAssessment(ctx context.Context, tenantID, modelID string, version int) (a record.Assessment, ok bool, err error)
 	// AssessmentThresholds returns the tenant's thresholds (none: no
 	// assessment is required).
 	AssessmentThresholds(ctx context.Context, tenantID string) ([]rampart.GateSpec, error)
@@ -84,7 +77,7 @@ func (g Gate) Check(ctx context.Context, v rampart.ModelVersion, card *registry.
 	if g.Now != nil {
 		now = g.Now
 	}
-	if g.MaxAge > 0 && now().Sub(sum.Finished) > g.MaxAge {
+	if g.MaxAge > 0 && (sum.FinishedAt == nil || now().Sub(*sum.FinishedAt) > g.MaxAge) {
 		return fmt.Errorf("assessment %s is older than %v", sum.ID, g.MaxAge)
 	}
 	sort.Slice(th, func(a, b int) bool { return th[a].Metric < th[b].Metric })

@@ -8,15 +8,16 @@ import (
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/assess/record"
 	"github.com/rampart-mlaas/rampart/registry"
 )
 
 type memStore struct {
-	sums map[string]Summary
+	sums map[string]record.Assessment
 	th   map[string][]rampart.GateSpec
 }
 
-func (m memStore) LatestAssessment(_ context.Context, tenant, model string, version int) (Summary, bool, error) {
+func (m memStore) LatestAssessment(_ context.Context, tenant, model string, version int) (record.Assessment, bool, error) {
 	s, ok := m.sums[tenant+"/"+model]
 	return s, ok, nil
 }
@@ -29,11 +30,12 @@ func ptr(v float64) *float64 { return &v }
 
 func TestGate(t *testing.T) {
 	now := time.Date(2026, 11, 23, 4, 0, 0, 0, time.UTC)
+	hourAgo := now.Add(-time.Hour)
 	st := memStore{
-		sums: map[string]Summary{
-			"t1/leaky": {ID: "asm_1", Finished: now.Add(-time.Hour), Metrics: map[string]float64{"membership.tpr_at_1pct_fpr": 0.15, "extraction.fidelity": 0.7}},
-			"t1/good":  {ID: "asm_2", Finished: now.Add(-time.Hour), Metrics: map[string]float64{"membership.tpr_at_1pct_fpr": 0.01, "extraction.fidelity": 0.7}},
-			"t2/any":   {ID: "asm_3", Finished: now.Add(-time.Hour), Metrics: map[string]float64{"membership.auc": 0.9}},
+		sums: map[string]record.Assessment{
+			"t1/leaky": {ID: "asm_1", FinishedAt: &hourAgo, Metrics: map[string]float64{"membership.tpr_at_1pct_fpr": 0.15, "extraction.fidelity": 0.7}},
+			"t1/good":  {ID: "asm_2", FinishedAt: &hourAgo, Metrics: map[string]float64{"membership.tpr_at_1pct_fpr": 0.01, "extraction.fidelity": 0.7}},
+			"t2/any":   {ID: "asm_3", FinishedAt: &hourAgo, Metrics: map[string]float64{"membership.auc": 0.9}},
 		},
 		th: map[string][]rampart.GateSpec{"t1": {
 			{Metric: "membership.tpr_at_1pct_fpr", Max: ptr(0.02)},
