@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 	if _, ok := executor.IsWorker(os.Args); ok {
 		os.Exit(executor.ServeChild(os.Stdin, os.Stdout, executor.Train))
 	}
+	if dir := os.Getenv(crashEnv); dir != "" {
+		crashServer(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -17,7 +17,7 @@ import (
 
 // progressEvery throttles stored progress events per job; the first one
 // is always stored at once.
-const progressEvery = 100 * time.Millisecond
+const progressEvery = 500 * time.Millisecond
 
 // run executes one attempt of a job. It returns nil when the job reached a
 // final state (or already had one) and an error only when the attempt

@@ -28,6 +28,8 @@ type Config struct {
 	TSAURL  string `json:"tsa_url"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+	// JobSlots is how many training jobs run at once; 0 = number of cores.
+	JobSlots int `json:"job_slots"`
 	// Quiet suppresses the one-time printing of the operator key (tests).
 	Quiet bool `json:"-"`
 }

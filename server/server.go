@@ -128,6 +128,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if err := openDatasets(ctx, s); err != nil {
 		return nil, err
 	}
+	if err := openJobs(ctx, s); err != nil {
+		return nil, err
+	}
 	if err := openServing(ctx, s); err != nil {
 		return nil, err
 	}
