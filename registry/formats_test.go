@@ -223,3 +223,15 @@ func TestXGBoostHostile(t *testing.T) {
 		}
 	}
 }
+
+func TestTaskOf(t *testing.T) {
+	for obj, want := range map[string]string{
+		"binary:logistic": "classification", "binary:logitraw": "regression", "multi:softprob": "classification",
+		"reg:squarederror": "regression", "count:poisson": "regression", "binary sigmoid:1": "classification",
+		"multiclass num_class:5": "classification", "regression": "regression", "lambdarank": "regression",
+	} {
+		if got := taskOf(obj); got != want {
+			t.Errorf("taskOf(%q) = %s, want %s", obj, got, want)
+		}
+	}
+}

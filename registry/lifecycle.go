@@ -124,10 +124,16 @@ func (s *Service) Import(ctx context.Context, in ImportInput) (rampart.ModelVers
 	return s.register(ctx, a, c.Principal, c.RequestID, in.Name, in.Data, det.Format, card, bd, md)
 }
 
+// taskOf names the task of an imported objective. Only objectives whose
+// predictions are class probabilities are "classification";
+// binary:logitraw yields raw margins and so counts as a score (regression).
 func taskOf(objective string) string {
 	switch {
-	case strings.HasPrefix(objective, "binary"), strings.HasPrefix(objective, "multi"), objective == "reg:logistic", strings.HasPrefix(objective, "multiclass"):
-		return "classification"
+	case objective == "binary:logistic", objective == "reg:logistic", strings.HasPrefix(objective, "multi:"),
+		strings.HasPrefix(objective, "binary sigmoid"), strings.HasPrefix(objective, "binary"), strings.HasPrefix(objective, "multiclass"):
+		if objective != "binary:logitraw" {
+			return "classification"
+		}
 	}
 	return "regression"
 }
