@@ -1,0 +1,297 @@
+// Command jobs benchmarks Rampart's training jobs on a real server (issue 6):
+//
+//  1. overhead from submit to the first progress event (median, p90),
+//  2. throughput of 100 small jobs with 2 worker slots,
+//  3. training time through the platform (submit → succeeded, and the
+//     child's own start → finish) against the bare ml library in-process,
+//     same data, spec and seed.
+//
+// Run: go run ./bench/jobs [-data /work/shared/datasets/credit_data.csv]
+// (as root for the full isolation; it works unprivileged with less).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/executor"
+	"github.com/rampart-mlaas/rampart/httpapi"
+	"github.com/rampart-mlaas/rampart/ml"
+	"github.com/rampart-mlaas/rampart/server"
+)
+
+func main() {
+	if _, ok := executor.IsWorker(os.Args); ok {
+		os.Exit(executor.ServeChild(os.Stdin, os.Stdout, executor.Train))
+	}
+	data := flag.String("data", "/work/shared/datasets/credit_data.csv", "CSV for the overhead comparison")
+	target := flag.String("target", "Status", "target column of -data")
+	samples := flag.Int("samples", 20, "latency samples")
+	small := flag.Int("small", 100, "jobs in the throughput run")
+	flag.Parse()
+	if err := run(*data, *target, *samples, *small); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	url   string
+	token string
+	c     *httpapi.Client
+}
+
+func run(dataPath, target string, samples, small int) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "rampart-bench-jobs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg := server.Defaults()
+	cfg.DataDir, cfg.Addr, cfg.Quiet, cfg.JobSlots = filepath.Join(dir, "data"), "127.0.0.1:0", true, 2
+	srv, err := server.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	go srv.Serve(sctx, ln)
+	defer func() { cancel(); srv.Close() }()
+	op, _ := httpapi.NewClient(srv.URL(ln), srv.OperatorToken.Reveal(), "")
+
+	var tn rampart.Tenant
+	if err := op.Do(ctx, "POST", "/v1/tenants", nil, httpapi.CreateTenantRequest{Name: "bench"}, &tn); err != nil {
+		return err
+	}
+	actor := func(name string, role rampart.Role) (*bench, error) {
+		var out httpapi.CreatePrincipalResponse
+		if err := op.Do(ctx, "POST", "/v1/principals", nil, httpapi.CreatePrincipalRequest{TenantID: tn.ID, Name: name, Role: role}, &out); err != nil {
+			return nil, err
+		}
+		c, _ := httpapi.NewClient(srv.URL(ln), out.Token, "")
+		return &bench{url: srv.URL(ln), token: out.Token, c: c}, nil
+	}
+	dp, err := actor("provider", rampart.RoleDataProvider)
+	if err != nil {
+		return err
+	}
+	md, err := actor("developer", rampart.RoleModelDeveloper)
+	if err != nil {
+		return err
+	}
+	upload := func(name string, body []byte) (string, error) {
+		var d struct {
+			ID string `json:"id"`
+		}
+		if err := dp.c.Do(ctx, "POST", "/v1/datasets", nil, httpapi.CreateDatasetRequest{Name: name}, &d); err != nil {
+			return "", err
+		}
+		req, _ := http.NewRequest("POST", dp.url+"/v1/datasets/"+d.ID+"/versions", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+dp.token)
+		req.Header.Set("Content-Type", "text/csv")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			return "", fmt.Errorf("upload %s: %d %s", name, resp.StatusCode, b)
+		}
+		return d.ID, nil
+	}
+	var sb strings.Builder
+	sb.WriteString("a,b,c,y\n")
+	for i := range 200 {
+		a, b := i%13, (i*7)%11
+		fmt.Fprintf(&sb, "%d,%d,%d,%d\n", a, b, i%3, btoi(a+b > 11))
+	}
+	smallID, err := upload("small", []byte(sb.String()))
+	if err != nil {
+		return err
+	}
+	smallSpec := httpapi.CreateJobRequest{DatasetID: smallID, Target: "y", Algorithm: "logreg", Seed: 1}
+
+	// 1. submit → first progress event.
+	var lat []time.Duration
+	for range samples {
+		t0 := time.Now()
+		var j rampart.Job
+		if err := md.c.Do(ctx, "POST", "/v1/jobs", nil, smallSpec, &j); err != nil {
+			return err
+		}
+		first := time.Duration(0)
+		if _, err := md.follow(ctx, j.ID, func(ev rampart.JobEvent) {
+			if ev.Type == rampart.EventProgress && first == 0 {
+				first = time.Since(t0)
+			}
+		}); err != nil {
+			return err
+		}
+		lat = append(lat, first)
+	}
+	slices.Sort(lat)
+	fmt.Printf("submit → first progress event (%d jobs, sequential): median %s, p90 %s, min %s, max %s\n", len(lat),
+		lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*9/10].Round(time.Millisecond), lat[0].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+
+	// 2. throughput: 100 small jobs, 2 slots.
+	t0 := time.Now()
+	ids := make([]string, small)
+	for i := range ids {
+		var j rampart.Job
+		if err := md.c.Do(ctx, "POST", "/v1/jobs", nil, smallSpec, &j); err != nil {
+			return err
+		}
+		ids[i] = j.ID
+	}
+	submitted := time.Since(t0)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	states := map[rampart.JobState]int{}
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j, err := md.follow(ctx, id, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				states["error"]++
+				return
+			}
+			states[j.State]++
+		}()
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	fmt.Printf("throughput: %d small jobs (logreg, 200 rows) with 2 slots in %s (submitted in %s): %.1f jobs/s, %s per job; outcomes %v\n",
+		small, el.Round(time.Millisecond), submitted.Round(time.Millisecond), float64(small)/el.Seconds(), (el / time.Duration(small)).Round(time.Millisecond), states)
+
+	// 3. platform vs bare library, same data, spec and seed.
+	raw, err := os.ReadFile(dataPath)
+	if err != nil {
+		return err
+	}
+	bigID, err := upload("big", raw)
+	if err != nil {
+		return err
+	}
+	specs := []httpapi.CreateJobRequest{
+		{DatasetID: bigID, Target: target, Algorithm: "gbdt", Seed: 3, Params: map[string]string{"n_estimators": "200"}},
+		{DatasetID: bigID, Target: target, Algorithm: "mlp", Seed: 3, Params: map[string]string{"epochs": "60", "hidden_layer_sizes": "64"}},
+	}
+	for _, spec := range specs {
+		const runs = 5
+		var bare, plat, child []time.Duration
+		var bareDigest, platDigest string
+		for range runs {
+			t := time.Now()
+			f, err := ml.ReadCSV(bytes.NewReader(raw), ml.CSVOptions{})
+			if err != nil {
+				return err
+			}
+			m, err := ml.Train(ctx, f, ml.TrainSpec{Algorithm: spec.Algorithm, Target: spec.Target, Params: spec.Params, Seed: spec.Seed}, nil)
+			if err != nil {
+				return err
+			}
+			if _, err := m.Evaluate(f); err != nil {
+				return err
+			}
+			art, _ := m.Marshal()
+			bare = append(bare, time.Since(t))
+			bareDigest = digest(art)
+		}
+		for range runs {
+			t := time.Now()
+			var j rampart.Job
+			if err := md.c.Do(ctx, "POST", "/v1/jobs", nil, spec, &j); err != nil {
+				return err
+			}
+			j, err := md.follow(ctx, j.ID, nil)
+			if err != nil {
+				return err
+			}
+			if j.State != rampart.JobSucceeded {
+				return fmt.Errorf("platform job %s: %s", j.State, j.Reason)
+			}
+			plat = append(plat, time.Since(t))
+			child = append(child, j.FinishedAt.Sub(*j.StartedAt))
+			platDigest = j.Result.ArtifactDigest
+		}
+		mb, mp, mc := median(bare), median(plat), median(child)
+		fmt.Printf("%s on %s (%d runs, medians): bare library %s (read CSV + train + evaluate + marshal); platform submit→succeeded %s (%+.1f%%), worker start→finish %s (%+.1f%%); same artifact: %v\n",
+			spec.Algorithm, filepath.Base(dataPath), runs, mb.Round(time.Millisecond), mp.Round(time.Millisecond),
+			100*(mp.Seconds()/mb.Seconds()-1), mc.Round(time.Millisecond), 100*(mc.Seconds()/mb.Seconds()-1), "sha256:"+bareDigest == platDigest)
+	}
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// follow reads the job's SSE stream until a final event, then returns the job.
+func (b *bench) follow(ctx context.Context, id string, on func(rampart.JobEvent)) (rampart.Job, error) {
+	var j rampart.Job
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.url+"/v1/jobs/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return j, err
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var ev rampart.JobEvent
+		if err := json.Unmarshal([]byte(v), &ev); err != nil {
+			resp.Body.Close()
+			return j, err
+		}
+		if on != nil {
+			on(ev)
+		}
+		if ev.Final() {
+			break
+		}
+	}
+	resp.Body.Close()
+	err = b.c.Do(ctx, "GET", "/v1/jobs/"+id, nil, nil, &j)
+	return j, err
+}
