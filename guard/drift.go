@@ -200,3 +200,23 @@ func (d *Drift) Report() DriftReport {
 	r.ReferenceReady = d.ref != nil
 	return r
 }
+
+// MeanPSI is the mean over features of the PSI of the rows observed so far
+// in the current window against the training profile: how far a stream's
+// inputs are from the training distribution, feature by feature.
+func (d *Drift) MeanPSI() float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sum, n := 0.0, 0
+	for j := range d.counts {
+		if len(d.expect[j]) == 0 {
+			continue
+		}
+		sum += PSI(d.counts[j], d.expect[j])
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}

@@ -12,19 +12,29 @@ import (
 type MonitorConfig struct {
 	// MinQueries before the distance test may flag (default 100).
 	MinQueries int
-	// Delta: the stream is flagged when the Shapiro-Wilk W of its
-	// nearest-neighbour distances falls below it (default 0.90, PRADA).
+	// Delta: the stream is flagged when the Shapiro-Wilk W of the
+	// logarithms of its nearest-neighbour distances falls below it (default
+	// 0.75) while its coverage is at least half the Coverage threshold. The
+	// PRADA test alone (Juuti et al. 2019 use W < 0.90 on images) flags
+	// natural tabular streams with discrete or sparse features (spambase:
+	// W 0.35-0.86 for benign replays), so here it confirms rather than
+	// decides.
 	Delta float64
 	// Window: distances kept per stream (default 500).
 	Window int
 	// MaxGrowth: points kept per class growing set (default 1000).
 	MaxGrowth int
-	// OODMean: flag when the mean OOD score of the last Window queries
-	// exceeds it (default 3.5): synthetic queries do not look like data.
-	OODMean float64
+	// Coverage: flag when the mean per-feature PSI of the stream's inputs
+	// against the training deciles exceeds it (default 0.2): synthetic
+	// queries fill the input space unlike natural data.
+	Coverage float64
+	// Plausibility: flag when the mean of Query.Z2 over the last Window
+	// queries exceeds it (default 1.5; natural rows average about 1):
+	// synthetic queries spread into the tails of the training marginals.
+	Plausibility float64
 	// Boundary: flag when more than this fraction of the last Window
 	// queries fall near a decision boundary (top probability < 0.6;
-	// default 0.5): boundary-seeking queries.
+	// default 0.25): boundary-seeking queries.
 	Boundary float64
 	// VolumePerDay: flag beyond this many rows per day (default 50,000).
 	VolumePerDay int64
@@ -51,6 +61,7 @@ type stream struct {
 	gdists   map[int][]float64
 	dists    []float64 // ring of the last Window min distances
 	ood      []float64 // ring of OOD scores
+	z2       []float64 // ring of plausibility values
 	boundary []bool    // ring: near-boundary flags
 	pos      int
 	n        int
@@ -58,6 +69,7 @@ type stream struct {
 	dayRows  int64
 	flagged  bool
 	reason   string
+	inputs   *Drift // the stream's inputs against the training deciles
 }
 
 // NewMonitor returns a monitor with cfg's zero fields defaulted.
@@ -66,7 +78,7 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 		cfg.MinQueries = 100
 	}
 	if cfg.Delta <= 0 {
-		cfg.Delta = 0.90
+		cfg.Delta = 0.6
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = 500
@@ -74,11 +86,14 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 	if cfg.MaxGrowth <= 0 {
 		cfg.MaxGrowth = 1000
 	}
-	if cfg.OODMean <= 0 {
-		cfg.OODMean = 3.5
+	if cfg.Coverage <= 0 {
+		cfg.Coverage = 0.2
+	}
+	if cfg.Plausibility <= 0 {
+		cfg.Plausibility = 1.5
 	}
 	if cfg.Boundary <= 0 {
-		cfg.Boundary = 0.5
+		cfg.Boundary = 0.25
 	}
 	if cfg.VolumePerDay <= 0 {
 		cfg.VolumePerDay = 50_000
@@ -95,6 +110,7 @@ type Query struct {
 	Class int       // predicted class (0 for regression)
 	PMax  float64   // top class probability (1 for regression)
 	OOD   float64   // OOD score
+	Z2    float64   // mean squared normal score of the numeric features (Schema.Plausibility)
 }
 
 // Verdict is the monitor's view of a stream after a batch.
@@ -140,14 +156,22 @@ func dist(a, b []float64) float64 {
 	return math.Sqrt(s)
 }
 
-// Observe adds a batch of queries to key's stream and returns the verdict.
-func (m *Monitor) Observe(key string, qs []Query, now time.Time) Verdict {
+// Observe adds a batch of queries (rows r of schema sc, described by qs)
+// to key's stream and returns the verdict.
+func (m *Monitor) Observe(key string, sc *Schema, r *Rows, qs []Query, now time.Time) Verdict {
 	s := m.stream(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := m.cfg
+	if s.inputs == nil && sc != nil && sc.Profiled {
+		s.inputs = NewDrift(sc, 1, math.MaxInt)
+	}
+	if s.inputs != nil && r != nil {
+		s.inputs.Observe(r, nil)
+	}
 	if s.dists == nil {
 		s.dists, s.ood, s.boundary = make([]float64, 0, c.Window), make([]float64, 0, c.Window), make([]bool, 0, c.Window)
+		s.z2 = make([]float64, 0, c.Window)
 	}
 	if d := Day(now); d != s.day {
 		s.day, s.dayRows = d, 0
@@ -164,7 +188,7 @@ func (m *Monitor) Observe(key string, qs []Query, now time.Time) Verdict {
 		if len(g) == 0 {
 			s.growth[q.Class] = append(g, append([]float64(nil), q.X...))
 		} else {
-			s.push(c.Window, dmin, q.OOD, q.PMax < 0.6)
+			s.push(c.Window, dmin, q.OOD, q.Z2, q.PMax < 0.6)
 			if dmin > s.thresh[q.Class] && len(g) < c.MaxGrowth {
 				s.growth[q.Class] = append(g, append([]float64(nil), q.X...))
 				gd := append(s.gdists[q.Class], dmin)
@@ -177,13 +201,20 @@ func (m *Monitor) Observe(key string, qs []Query, now time.Time) Verdict {
 		if s.flagged || s.n < c.MinQueries || s.n%c.CheckEvery != 0 {
 			continue
 		}
-		v.W = ShapiroWilkW(s.dists)
-		oodMean, bfrac := s.levels()
+		v.W = ShapiroWilkW(logDistances(s.dists))
+		_, bfrac := s.levels()
+		z2 := mean(s.z2)
+		psi := 0.0
+		if s.inputs != nil {
+			psi = s.inputs.MeanPSI()
+		}
 		switch {
-		case v.W < c.Delta:
-			s.flagged, s.reason = true, fmt.Sprintf("query distances are not normally distributed (PRADA W=%.3f < %.2f)", v.W, c.Delta)
-		case oodMean > c.OODMean:
-			s.flagged, s.reason = true, fmt.Sprintf("queries do not look like the training data (mean OOD score %.2f > %.2f)", oodMean, c.OODMean)
+		case psi > c.Coverage:
+			s.flagged, s.reason = true, fmt.Sprintf("queries cover the input space unlike the training data (mean PSI %.2f > %.2f)", psi, c.Coverage)
+		case v.W < c.Delta && (s.inputs == nil || psi > c.Coverage/2):
+			s.flagged, s.reason = true, fmt.Sprintf("query distances are not log-normally distributed (PRADA-style W=%.3f < %.2f)", v.W, c.Delta)
+		case z2 > c.Plausibility:
+			s.flagged, s.reason = true, fmt.Sprintf("queries do not look like the training data (mean squared normal score %.2f > %.2f)", z2, c.Plausibility)
 		case bfrac > c.Boundary:
 			s.flagged, s.reason = true, fmt.Sprintf("queries concentrate on decision boundaries (%.0f%% > %.0f%%)", 100*bfrac, 100*c.Boundary)
 		}
@@ -195,12 +226,12 @@ func (m *Monitor) Observe(key string, qs []Query, now time.Time) Verdict {
 	return v
 }
 
-func (s *stream) push(window int, d, ood float64, boundary bool) {
+func (s *stream) push(window int, d, ood, z2 float64, boundary bool) {
 	if len(s.dists) < window {
-		s.dists, s.ood, s.boundary = append(s.dists, d), append(s.ood, ood), append(s.boundary, boundary)
+		s.dists, s.ood, s.boundary, s.z2 = append(s.dists, d), append(s.ood, ood), append(s.boundary, boundary), append(s.z2, z2)
 		return
 	}
-	s.dists[s.pos], s.ood[s.pos], s.boundary[s.pos] = d, ood, boundary
+	s.dists[s.pos], s.ood[s.pos], s.boundary[s.pos], s.z2[s.pos] = d, ood, boundary, z2
 	s.pos = (s.pos + 1) % window
 }
 
@@ -232,4 +263,55 @@ func meanStd(x []float64) (float64, float64) {
 		ss += (v - m) * (v - m)
 	}
 	return m, math.Sqrt(ss / float64(len(x)))
+}
+
+// StreamStats are a stream's current signals (diagnostics and tests).
+type StreamStats struct {
+	N                         int
+	W, WLog                   float64 // Shapiro-Wilk W of the distances and of their logarithms
+	OODMean, Z2Mean, Boundary float64
+	PSI                       float64 // mean per-feature PSI of the stream against the training deciles
+}
+
+// Stats returns key's current signals.
+func (m *Monitor) Stats(key string) StreamStats {
+	s := m.stream(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := StreamStats{N: s.n, W: ShapiroWilkW(s.dists), WLog: ShapiroWilkW(logDistances(s.dists))}
+	st.OODMean, st.Boundary = s.levels()
+	if s.inputs != nil {
+		st.PSI = s.inputs.MeanPSI()
+	}
+	for _, z := range s.z2 {
+		st.Z2Mean += z
+	}
+	if len(s.z2) > 0 {
+		st.Z2Mean /= float64(len(s.z2))
+	}
+	return st
+}
+
+// logDistances returns the logarithms of the positive distances: exact
+// repeats (distance 0) carry no information about how a principal explores
+// the input space and are left out.
+func logDistances(d []float64) []float64 {
+	out := make([]float64, 0, len(d))
+	for _, v := range d {
+		if v > 1e-9 {
+			out = append(out, math.Log(v))
+		}
+	}
+	return out
+}
+
+func mean(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := 0.0
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
 }

@@ -11,23 +11,21 @@ const DefaultOODThreshold = 4.0
 // Score is the out-of-distribution score of row i against the training
 // profile (INF-5). Each numeric value becomes a normal score
 // z = Φ⁻¹(F(x)) through the training deciles (F piecewise linear, clamped
-// at ½/(n+1)); beyond the training range z keeps growing by 3 per training
-// standard deviation. A categorical value scores √(−2 ln p) for its
-// training frequency p (unseen: ½/(n+1)). The row's score is the largest
-// |z| blended with the root mean square:
-//
-//	score = max(max_j |z_j|, 1.5 · rms_j z_j)
-//
-// The maximum catches one feature far out; the RMS catches many features
-// moderately off (scaled or swapped columns). By the union bound the
-// maximum of F marginal normal scores exceeds t with probability at most
-// 2F(1−Φ(t)) however the features correlate, which is what keeps clean
-// rows under the default threshold. Unprofiled schemas score 0.
+// at ½/(n+1)); beyond the training range z keeps growing by oodSlope per
+// training standard deviation or per width of the outer decile, whichever
+// is larger (heavy tails have wide outer deciles). A categorical value
+// scores √(−2 ln p) for its training frequency p (unseen: ½/(n+1)). The
+// row's score is the largest |z|. By the union bound the maximum of F
+// marginal normal scores exceeds t with probability at most 2F(1−Φ(t))
+// however the features correlate, which keeps clean rows under the default
+// threshold; scaled, swapped and out-of-range columns push at least one
+// feature into a tail (TestOODSeparation measures both on the shared
+// datasets). Unprofiled schemas score 0.
 func (s *Schema) Score(r *Rows, i int) float64 {
 	if !s.Profiled || len(s.Features) == 0 {
 		return 0
 	}
-	var mx, ss float64
+	var mx float64
 	for j := range s.Features {
 		f := &s.Features[j]
 		var z float64
@@ -36,12 +34,9 @@ func (s *Schema) Score(r *Rows, i int) float64 {
 		} else {
 			z = numScore(f, r.Num[j][i])
 		}
-		z = math.Abs(z)
-		mx = math.Max(mx, z)
-		ss += z * z
+		mx = math.Max(mx, math.Abs(z))
 	}
-	rms := math.Sqrt(ss / float64(len(s.Features)))
-	return math.Max(mx, 1.5*rms)
+	return mx
 }
 
 func eps(n int) float64 { return 0.5 / float64(n+1) }
@@ -69,16 +64,18 @@ func numScore(f *Feature, x float64) float64 {
 	lo, hi := q[0], q[len(q)-1]
 	scale := f.Std
 	if !(scale > 0) {
-		scale = math.Max((hi-lo)/4, 1e-9)
+		scale = (hi - lo) / 4
 		if hi == lo {
-			scale = math.Max(math.Abs(hi)*0.01, 1e-9)
+			// A constant training feature has no unit: take its magnitude,
+			// at least 1.
+			scale = math.Max(math.Abs(hi)*0.1, 1)
 		}
 	}
 	switch {
 	case x < lo:
-		return -(zEdge + 3*(lo-x)/scale)
+		return -(zEdge + oodSlope*(lo-x)/math.Max(scale, q[1]-q[0]))
 	case x > hi:
-		return zEdge + 3*(x-hi)/scale
+		return zEdge + oodSlope*(x-hi)/math.Max(scale, q[len(q)-1]-q[len(q)-2])
 	}
 	// Position among the deciles; a value equal to several deciles (ties)
 	// takes the middle of their span.
@@ -105,3 +102,7 @@ func numScore(f *Feature, x float64) float64 {
 	u = math.Min(math.Max(u, e), 1-e)
 	return probit(u)
 }
+
+// oodSlope is how fast a numeric value's score grows beyond the training
+// range (see Score).
+const oodSlope = 1.0

@@ -20,7 +20,7 @@ type Feature struct {
 
 	// Profile (numeric): deciles of training values, std, count.
 	Quantiles []float64
-	Std       float64
+	Mean, Std float64
 	Count     int
 	// Profile (categorical): training frequency of each category.
 	Freq map[string]float64
@@ -80,7 +80,7 @@ func SchemaFromML(fis []ml.FeatureInfo, margin float64) *Schema {
 		} else {
 			f.Quantiles = append([]float64(nil), fi.Quantiles...)
 			sort.Float64s(f.Quantiles)
-			f.Std = fi.Std
+			f.Mean, f.Std = fi.Mean, fi.Std
 			if margin >= 0 && fi.Count > 0 && !math.IsNaN(fi.Min) && !math.IsNaN(fi.Max) {
 				w := fi.Max - fi.Min
 				if w == 0 {
@@ -161,4 +161,60 @@ func (s *Schema) Validate(r *Rows, maxRows int) error {
 		}
 	}
 	return nil
+}
+
+// Normalise writes row i into dst in the extraction monitor's space:
+// numeric features as their normal scores through the training deciles
+// (as in Score; missing: 0), so natural rows of skewed features look
+// Gaussian and synthetic rows spread into the tails; categorical ones as a
+// hash of the value in [0, 1). Unprofiled features pass through.
+func (s *Schema) Normalise(r *Rows, i int, dst []float64) []float64 {
+	dst = dst[:0]
+	for j := range s.Features {
+		f := &s.Features[j]
+		if f.Categorical {
+			h := uint32(2166136261)
+			for _, b := range []byte(r.Cat[j][i]) {
+				h = (h ^ uint32(b)) * 16777619
+			}
+			dst = append(dst, float64(h%1000)/1000)
+			continue
+		}
+		v := r.Num[j][i]
+		sd := f.Std
+		if !(sd > 0) {
+			sd = 1
+		}
+		switch {
+		case math.IsNaN(v):
+			dst = append(dst, 0)
+		case s.Profiled && len(f.Quantiles) >= 2:
+			dst = append(dst, numScore(f, v))
+		default:
+			dst = append(dst, v)
+		}
+	}
+	return dst
+}
+
+// Plausibility is the mean squared normal score over the numeric features
+// of a row normalised by Normalise: about 1 for rows drawn from the
+// training distribution (each normal score is N(0,1) marginally, whatever
+// the features' correlation), larger for synthetic rows that spread into
+// the tails. Unprofiled schemas return 0.
+func (s *Schema) Plausibility(x []float64) float64 {
+	if !s.Profiled {
+		return 0
+	}
+	sum, n := 0.0, 0
+	for j := range s.Features {
+		if !s.Features[j].Categorical && j < len(x) {
+			sum += x[j] * x[j]
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }

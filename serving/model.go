@@ -23,8 +23,6 @@ type servedModel struct {
 	// schemas by range margin (policies may differ between updates)
 	mu      sync.Mutex
 	schemas map[float64]*guard.Schema
-	// norm maps raw features to the extraction monitor's space.
-	center, scale []float64
 }
 
 // load returns the verified model of ep's version, loading it through the
@@ -79,15 +77,6 @@ func newServed(lm *registry.LoadedModel) (*servedModel, error) {
 		sm.width = m.OutputWidth()
 		for _, f := range m.Schema() {
 			sm.names = append(sm.names, f.Name)
-			if f.Kind == ml.Numeric {
-				sc := f.Std
-				if !(sc > 0) {
-					sc = 1
-				}
-				sm.center, sm.scale = append(sm.center, f.Mean), append(sm.scale, sc)
-			} else {
-				sm.center, sm.scale = append(sm.center, 0), append(sm.scale, 1)
-			}
 		}
 	case lm.External != nil:
 		e := lm.External
@@ -97,7 +86,6 @@ func newServed(lm *registry.LoadedModel) (*servedModel, error) {
 		}
 		for i := range e.NumInputs() {
 			sm.names = append(sm.names, fmt.Sprintf("f%d", i))
-			sm.center, sm.scale = append(sm.center, 0), append(sm.scale, 1)
 		}
 		switch {
 		case lm.Version.Task != "classification":

@@ -266,12 +266,13 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 	if pol.Extraction != rampart.ExtractionOff {
 		qs := make([]guard.Query, rows.N)
 		for i := range qs {
-			qs[i] = guard.Query{X: sm.normalise(rows, schema, i), Class: classIdx[i], PMax: pmax[i], OOD: ood[i]}
+			x := schema.Normalise(rows, i, nil)
+			qs[i] = guard.Query{X: x, Class: classIdx[i], PMax: pmax[i], OOD: ood[i], Z2: schema.Plausibility(x)}
 			if sm.regression {
 				qs[i].Class = 0
 			}
 		}
-		v := s.monitor.Observe(key, qs, now)
+		v := s.monitor.Observe(key, schema, rows, qs, now)
 		if v.New {
 			s.metrics.extraction.WithLabelValues(ep.ID).Inc()
 			alert := rampart.AuditEvent{Time: s.now().UTC(), TenantID: ep.TenantID, Principal: c.Principal.ID, Role: c.Principal.Role,
@@ -317,29 +318,6 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 		gl.add("sign", "jws")
 	}
 	return out, nil
-}
-
-// normalise maps row i to the extraction monitor's space: numeric features
-// standardised by the training mean and std, categorical ones as a hash of
-// the category to [0, 1) (distance 0 or about 1 between categories).
-func (sm *servedModel) normalise(r *guard.Rows, s *guard.Schema, i int) []float64 {
-	x := make([]float64, len(s.Features))
-	for j, f := range s.Features {
-		if f.Categorical {
-			h := uint32(2166136261)
-			for _, b := range []byte(r.Cat[j][i]) {
-				h = (h ^ uint32(b)) * 16777619
-			}
-			x[j] = float64(h%1000) / 1000
-			continue
-		}
-		v := r.Num[j][i]
-		if math.IsNaN(v) {
-			v = sm.center[j]
-		}
-		x[j] = (v - sm.center[j]) / sm.scale[j]
-	}
-	return x
 }
 
 func (s *Service) observeDrift(ctx context.Context, c rampart.Caller, ep rampart.Endpoint, sm *servedModel, schema *guard.Schema, rows *guard.Rows, classIdx []int) {
