@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/rampart-mlaas/rampart"
 )
@@ -307,9 +308,22 @@ func keepRow(s *Sample, rec [][]byte, row int64, n int, used *int64, rng *rand.R
 	if slot < 0 {
 		return
 	}
+	// One allocation per kept row: the fields are substrings of one string.
+	total := 0
+	for _, f := range rec {
+		total += len(f)
+	}
+	var sb strings.Builder
+	sb.Grow(total)
+	for _, f := range rec {
+		sb.Write(f)
+	}
+	all := sb.String()
 	out := make([]string, len(rec))
+	o := 0
 	for i, f := range rec {
-		out[i] = string(f)
+		out[i] = all[o : o+len(f)]
+		o += len(f)
 	}
 	*used += sz
 	s.Rows[slot], s.RowNum[slot] = out, row
