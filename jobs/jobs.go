@@ -99,7 +99,8 @@ type Config struct {
 	// MaxAttempts bounds retries after worker crashes (TRAIN-5); default 3.
 	MaxAttempts int
 	// PollInterval is how often idle workers look for jobs queued by other
-	// processes; jobs submitted here start at once. Default 200 ms.
+	// processes and here (River cannot be woken from inside the
+	// transaction that queues a job). Default 50 ms: one indexed SELECT.
 	PollInterval time.Duration
 	// RetryDelay is the pause before a crashed job is retried; default 1 s.
 	RetryDelay time.Duration
@@ -140,7 +141,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		cfg.MaxAttempts = 3
 	}
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 200 * time.Millisecond
+		cfg.PollInterval = 50 * time.Millisecond
 	}
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = time.Second

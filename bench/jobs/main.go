@@ -199,6 +199,7 @@ func run(dataPath, target string, samples, small int) error {
 	specs := []httpapi.CreateJobRequest{
 		{DatasetID: bigID, Target: target, Algorithm: "gbdt", Seed: 3, Params: map[string]string{"n_estimators": "200"}},
 		{DatasetID: bigID, Target: target, Algorithm: "mlp", Seed: 3, Params: map[string]string{"epochs": "60", "hidden_layer_sizes": "64"}},
+		{DatasetID: bigID, Target: target, Algorithm: "mlp", Seed: 3, Params: map[string]string{"epochs": "300", "hidden_layer_sizes": "64", "tol": "0", "n_iter_no_change": "1000"}},
 	}
 	for _, spec := range specs {
 		const runs = 5
