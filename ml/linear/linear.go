@@ -94,7 +94,7 @@ func Softmax(z []float64) {
 	}
 }
 
-// logLoss1 is log(1+exp(-z)) for a positive example, stable for any z.
+// softplus is log(1+exp(z)), computed without overflow for any z.
 func softplus(z float64) float64 {
 	if z > 0 {
 		return z + math.Log1p(math.Exp(-z))
