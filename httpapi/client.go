@@ -123,3 +123,27 @@ func decode(resp *http.Response, out any) error {
 
 // Decode turns a response into out, or into a *ProblemError for 4xx/5xx.
 func (c *Client) Decode(resp *http.Response, out any) error { return decode(resp, out) }
+
+// DoRaw sends body with contentType (e.g. a CSV upload) and decodes the
+// JSON answer into out.
+func (c *Client) DoRaw(ctx context.Context, method, path string, query url.Values, contentType string, body io.Reader, out any) error {
+	u := c.BaseURL + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return decode(resp, out)
+}

@@ -42,7 +42,9 @@ func openAudit(ctx context.Context, s *Server) (*auditlog.Log, error) {
 	if s.cfg.TSAURL != "" {
 		tc = &tsa.Client{URL: s.cfg.TSAURL}
 	}
-	l, err := auditlog.Open(ctx, auditlog.Config{Store: s.DB.Audit(), Origin: origin, SigningKey: key.PrivateKey(),
+	st := s.DB.Audit()
+	s.closers = append(s.closers, st.Close) // closed after the log (closers run in reverse)
+	l, err := auditlog.Open(ctx, auditlog.Config{Store: st, Origin: origin, SigningKey: key.PrivateKey(),
 		HMAC: hmacFn, TSA: tc, Logger: s.log})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)

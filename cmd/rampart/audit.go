@@ -136,13 +136,9 @@ func cloneValues(q url.Values) url.Values {
 // witnessPath is where the client keeps the last checkpoint it verified for
 // a server: the client acts as a witness, so the log cannot be rolled back
 // or forked behind its back.
-func witnessPath(server string) (string, error) {
-	dir, err := configDir()
-	if err != nil {
-		return "", err
-	}
+func witnessPath(dir, server string) string {
 	sum := sha256.Sum256([]byte(server))
-	return filepath.Join(dir, "witness", hex.EncodeToString(sum[:8])+".checkpoint"), nil
+	return filepath.Join(dir, hex.EncodeToString(sum[:8])+".checkpoint")
 }
 
 func auditVerifyCmd(g *globals) *cobra.Command {
@@ -204,6 +200,16 @@ func verifyOnline(ctx context.Context, g *globals, pinned string, requireTS bool
 	if err != nil {
 		return err
 	}
+	dir, err := configDir()
+	if err != nil {
+		return err
+	}
+	return verifyWith(ctx, g, c, filepath.Join(dir, "witness"), pinned, requireTS)
+}
+
+// verifyWith verifies the log served to c, keeping witness checkpoints in
+// witnessDir.
+func verifyWith(ctx context.Context, g *globals, c *httpapi.Client, witnessDir, pinned string, requireTS bool) error {
 	var k httpapi.AuditKey
 	if err := c.Do(ctx, "GET", "/v1/audit/key", nil, nil, &k); err != nil {
 		return err
@@ -216,10 +222,7 @@ func verifyOnline(ctx context.Context, g *globals, pinned string, requireTS bool
 		return err
 	}
 	req := auditlog.VerifyRequest{Key: k.Key, Checkpoint: []byte(cp.Note), Timestamp: cp.Timestamp, RequireTimestamp: requireTS}
-	wpath, err := witnessPath(c.BaseURL)
-	if err != nil {
-		return err
-	}
+	wpath := witnessPath(witnessDir, c.BaseURL)
 	res := verifyResult{}
 	if w, err := os.ReadFile(wpath); err == nil {
 		req.Witness = w

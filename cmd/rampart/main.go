@@ -21,6 +21,7 @@ type globals struct {
 	server string
 	caCert string
 	json   bool
+	tty    bool // stdout is a terminal: draw progress bars
 	out    io.Writer
 	errOut io.Writer
 }
@@ -28,7 +29,7 @@ type globals struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	g := &globals{out: os.Stdout, errOut: os.Stderr}
+	g := &globals{out: os.Stdout, errOut: os.Stderr, tty: isatty.IsTerminal(os.Stdout.Fd())}
 	root := newRoot(g)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", oneLine(err))

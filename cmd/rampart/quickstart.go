@@ -89,6 +89,9 @@ func quickstartCmd(g *globals) *cobra.Command {
 			if err := demoChecks(ctx, g, base, tenants); err != nil {
 				return err
 			}
+			if err := runStory(ctx, g, base, strings.TrimSpace(string(opKey)), filepath.Join(data, "witness"), tenants); err != nil {
+				return err
+			}
 			if once {
 				stop()
 				return <-done
