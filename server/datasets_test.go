@@ -651,3 +651,44 @@ func TestDatasetParquetUpload(t *testing.T) {
 		t.Fatalf("download: %d %q", st, body)
 	}
 }
+
+// TestDatasetRecoverPending: an upload interrupted by a crash (version row
+// reserved, data sealed, never finished) is discarded at the next start:
+// no key, no blob, no row (DATA-4 "nothing half-stored", RES-2).
+func TestDatasetRecoverPending(t *testing.T) {
+	e := servertest.Start(t)
+	w := e.NewWorld(t, "crash")
+	dp := w.Actors[rampart.RoleDataProvider]
+	d := e.Dataset(t, dp, "crash", "")
+	ctx := context.Background()
+	v, err := e.Server.DB.ReserveVersion(ctx, dataset.Version{DatasetID: d.ID, TenantID: d.TenantID, Status: dataset.StatusIngesting,
+		Format: "csv", CreatedAt: time.Now(), CreatedBy: dp.Principal.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := barrier.Ref{Tenant: d.TenantID, Kind: "dataset", ID: d.ID, Version: v.Version}
+	sealed, err := e.Server.Barrier.PutBytes(ctx, ref, []byte("a\n1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.Raw(t, "GET", "/v1/datasets/"+d.ID+"/versions/1", dp.Token, nil, nil); st != 404 {
+		t.Errorf("an ingesting version is visible: %d", st)
+	}
+	svc := dataset.New(e.Server.DB, e.Server.Barrier, &recorder{}, nil, nil)
+	if err := svc.RecoverPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Server.Barrier.Open(ctx, ref, sealed.Digest); !isCode(err, rampart.CodeNotFound) {
+		t.Errorf("interrupted upload still opens: %v", err)
+	}
+	if _, err := e.Server.DB.GetVersion(ctx, d.ID, 1); !isCode(err, rampart.CodeNotFound) {
+		t.Errorf("interrupted version row kept: %v", err)
+	}
+	if pend, _ := e.Server.DB.PendingVersions(ctx); len(pend) != 0 {
+		t.Errorf("pending versions left: %+v", pend)
+	}
+	// The next upload gets a new number.
+	if up := e.Upload(t, dp, d.ID, "a\n1\n"); up.Version.Version != 2 {
+		t.Errorf("next version %d", up.Version.Version)
+	}
+}
