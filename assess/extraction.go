@@ -163,7 +163,7 @@ func (e *extractor) ask(ctx context.Context, rows [][]float64) (bool, error) {
 func (cfg *ExtractionConfig) run(ctx context.Context, o Oracle, strategy string, seed uint64) (*ExtractionCurve, error) {
 	e := &extractor{cfg: cfg, o: o, rng: rand.New(rand.NewPCG(seed, 0xe7)), curve: &ExtractionCurve{Strategy: strategy}, num: cfg.Space.numeric()}
 	total := cfg.Budgets[len(cfg.Budgets)-1]
-	natural := slices.Clone(cfg.Natural)
+	natural := cfg.Space.Admissible(cfg.Natural)
 	e.rng.Shuffle(len(natural), func(a, b int) { natural[a], natural[b] = natural[b], natural[a] })
 	next := 0 // next budget index to train at
 	for len(e.rows) < total {

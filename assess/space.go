@@ -17,6 +17,10 @@ type Feature struct {
 	Name        string
 	Categorical bool
 	Categories  []string // categorical: the training categories
+	Mode        int      // categorical: index of the most frequent category
+	// Missing: training saw missing values, so an endpoint accepts them
+	// (INF-4 refuses a missing value where training had none).
+	Missing bool
 	// Numeric: training range and moments.
 	Min, Max, Mean, Std float64
 }
@@ -31,9 +35,14 @@ type Space struct {
 func SpaceOf(m *ml.Model) Space {
 	s := Space{Classes: append([]string(nil), m.Classes...)}
 	for _, fi := range m.Schema() {
-		f := Feature{Name: fi.Name, Categorical: fi.Kind == ml.Categorical}
+		f := Feature{Name: fi.Name, Categorical: fi.Kind == ml.Categorical, Missing: fi.Missing > 0}
 		if f.Categorical {
 			f.Categories = append([]string(nil), fi.Categories...)
+			for k, c := range fi.CategoryCounts {
+				if c > fi.CategoryCounts[f.Mode] {
+					f.Mode = k
+				}
+			}
 		} else {
 			f.Min, f.Max, f.Mean, f.Std = fi.Min, fi.Max, fi.Mean, fi.Std
 			if !(f.Std > 0) {
@@ -142,6 +151,27 @@ func (s Space) Frame(rows [][]float64, target string, labels []int) (*ml.Frame, 
 		return nil, fmt.Errorf("assess: building frame: %w", err)
 	}
 	return f, nil
+}
+
+// Admissible returns a copy of rows in which every missing value of a
+// feature that had none in training is filled with the training mean or
+// the most frequent category, as an attacker does before querying an
+// endpoint that refuses such values.
+func (s Space) Admissible(rows [][]float64) [][]float64 {
+	out := make([][]float64, len(rows))
+	for i, r := range rows {
+		out[i] = append([]float64(nil), r...)
+		for j, f := range s.Features {
+			if math.IsNaN(r[j]) && !f.Missing {
+				if f.Categorical {
+					out[i][j] = float64(f.Mode)
+				} else {
+					out[i][j] = f.Mean
+				}
+			}
+		}
+	}
+	return out
 }
 
 // numeric lists the indices of the numeric features.
