@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -63,6 +64,10 @@ func trainCmd(g *globals) *cobra.Command {
 			}
 			var j rampart.Job
 			if err := c.Do(ctx, "POST", "/v1/jobs", nil, req, &j); err != nil {
+				var pe *httpapi.ProblemError
+				if errors.As(err, &pe) && pe.Field != "" {
+					return fmt.Errorf("refused (%s): %w", pe.Field, err)
+				}
 				return err
 			}
 			if detach {
