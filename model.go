@@ -153,6 +153,9 @@ type ModelStore interface {
 	// latest + 1 (else a conflict), and it becomes the latest.
 	AddModelVersion(ctx context.Context, r ModelRecord) error
 	GetModelVersion(ctx context.Context, tenantID, modelID string, version int) (ModelRecord, error)
+	// GetModelVersionByJob returns the version a training job registered
+	// (jobs register at most one), for idempotent retries and lineage.
+	GetModelVersionByJob(ctx context.Context, tenantID, jobID string) (ModelVersion, error)
 	// ListModelVersions lists versions newest first; the cursor is opaque.
 	ListModelVersions(ctx context.Context, tenantID, modelID string, p Page) ([]ModelVersion, string, error)
 

@@ -174,12 +174,34 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 	} else {
 		return rampart.ModelVersion{}, fmt.Errorf("registry: owner: %w", err)
 	}
+	// A job retried after a crash (TRAIN-5) may register twice: the second
+	// call returns the version the first stored, if it is the same artifact.
+	if in.JobID != "" {
+		prev, err := s.store.GetModelVersionByJob(ctx, in.Owner.TenantID, in.JobID)
+		switch {
+		case err == nil && prev.Digest == "sha256:"+hexSHA256(in.Artifact) && prev.ModelName == in.ModelName:
+			if _, err := s.decide(ctx, in.Owner, in.RequestID, authz.ModelRegister, authz.Resource{Kind: "model", ID: prev.ModelID, TenantID: prev.TenantID},
+				map[string]string{"job": in.JobID, "name": in.ModelName, "existing_version": fmt.Sprint(prev.Version)}); err != nil {
+				return rampart.ModelVersion{}, err
+			}
+			return prev, nil
+		case err == nil:
+			return rampart.ModelVersion{}, rampart.Errorf(rampart.CodeConflict, "job %s already registered %s@%d with another artifact", in.JobID, prev.ModelName, prev.Version)
+		case !errors.Is(err, rampart.ErrNotFound):
+			return rampart.ModelVersion{}, err
+		}
+	}
 	a, err := s.decide(ctx, in.Owner, in.RequestID, authz.ModelRegister, authz.Resource{Kind: "model", ID: in.ModelName, TenantID: in.Owner.TenantID},
 		map[string]string{"job": in.JobID, "name": in.ModelName})
 	if err != nil {
 		return rampart.ModelVersion{}, err
 	}
 	return s.register(ctx, a, in.Owner, in.RequestID, in.ModelName, in.Artifact, rampart.FormatRampart, card, bd, md)
+}
+
+func hexSHA256(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
 
 func nonNil(m map[string]string) map[string]string {

@@ -294,9 +294,11 @@ func TestDeterministicAttestation(t *testing.T) {
 	if st[0] != st[1] || st[1] != st[2] {
 		t.Fatalf("attestations differ beyond times:\n%s\n%s", st[0], st[1])
 	}
-	// With identical times and job, the whole envelope is identical
-	// (Ed25519 is deterministic).
-	in := e.trained("det2", "job_same")
+	// With identical times (and no job, so the second call is not taken as
+	// a retry of the first) the whole envelope is identical: Ed25519 is
+	// deterministic and the JSON canonical.
+	in := e.trained("det2", "")
+	in.JobID = ""
 	v1, err := e.svc.RegisterTrained(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
@@ -305,9 +307,12 @@ func TestDeterministicAttestation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if v2.Version != v1.Version+1 {
+		t.Fatalf("versions %d, %d", v1.Version, v2.Version)
+	}
 	r1, _ := e.db.GetModelVersion(context.Background(), e.tenant.ID, v1.ModelID, v1.Version)
 	r2, _ := e.db.GetModelVersion(context.Background(), e.tenant.ID, v2.ModelID, v2.Version)
-	if string(r1.Attestation) != string(r2.Attestation) {
+	if len(r1.Attestation) == 0 || string(r1.Attestation) != string(r2.Attestation) {
 		t.Fatal("identical inputs gave different envelopes")
 	}
 }
@@ -431,5 +436,37 @@ func TestRegisterDisabledOwner(t *testing.T) {
 	in.Owner.ID = rampart.NewID(rampart.PrefixPrincipal)
 	if _, err := e.svc.RegisterTrained(context.Background(), in); err == nil {
 		t.Fatal("unknown owner registered")
+	}
+}
+
+// TestRegisterIdempotentPerJob: a job that registers again (a retry after a
+// crash, TRAIN-5) gets its first version back, not a second one; another
+// artifact under the same job is a conflict.
+func TestRegisterIdempotentPerJob(t *testing.T) {
+	e := newEnv(t)
+	in := e.trained("idem", "job_retry")
+	v1, err := e.svc.RegisterTrained(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := e.svc.RegisterTrained(context.Background(), in)
+	if err != nil || v2.Version != v1.Version || v2.ModelID != v1.ModelID {
+		t.Fatalf("retry registered %+v, %v (first %d)", v2, err, v1.Version)
+	}
+	if got := len(e.audit.find("model.version.create", true)); got != 1 {
+		t.Fatalf("%d versions created", got)
+	}
+	other := in
+	m, err := ml.Unmarshal(in.Artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Seed++
+	if other.Artifact, err = m.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	other.Spec.Seed = m.Seed
+	if _, err := e.svc.RegisterTrained(context.Background(), other); code(err) != rampart.CodeConflict {
+		t.Fatalf("other artifact under the same job: %v", err)
 	}
 }

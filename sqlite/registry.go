@@ -169,6 +169,13 @@ func (d *DB) GetModelVersion(ctx context.Context, tenantID, modelID string, vers
 	return r, mapErr(err, "model version")
 }
 
+// GetModelVersionByJob implements rampart.ModelStore.
+func (d *DB) GetModelVersionByJob(ctx context.Context, tenantID, jobID string) (rampart.ModelVersion, error) {
+	v, err := scanVersion(d.db.QueryRowContext(ctx, `SELECT `+versionCols+` FROM model_versions WHERE tenant_id=? AND job_id=? AND job_id != ''
+		ORDER BY version LIMIT 1`, tenantID, jobID))
+	return v, mapErr(err, "model version")
+}
+
 // ListModelVersions implements rampart.ModelStore (newest first).
 func (d *DB) ListModelVersions(ctx context.Context, tenantID, modelID string, p rampart.Page) ([]rampart.ModelVersion, string, error) {
 	p = p.Norm()
