@@ -9,7 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/rampart-mlaas/rampart/ml"
 	"golang.org/x/sys/unix"
@@ -90,6 +93,14 @@ func ServeChild(in io.Reader, out io.Writer, train TrainFunc) int {
 		_ = writeJSONFrame(out, frameError, errorMsg{Kind: kindInternal, Message: "limits: " + err.Error()})
 		return 3
 	}
+	// SIGXCPU at the soft CPU limit ends the job at once; the hard limit
+	// (SIGKILL one second later) is the backstop.
+	xcpu := make(chan os.Signal, 1)
+	signal.Notify(xcpu, syscall.SIGXCPU)
+	go func() {
+		<-xcpu
+		os.Exit(exitCPULimit)
+	}()
 	if err := confine(); err != nil {
 		_ = writeJSONFrame(out, frameError, errorMsg{Kind: kindInternal, Message: "confinement failed: " + err.Error()})
 		return 3
@@ -168,6 +179,9 @@ func writeJSONFrame(w io.Writer, typ byte, v any) error {
 }
 
 var errSpec = errors.New("invalid job spec")
+
+// exitCPULimit is the child's exit status when it reached its CPU limit.
+const exitCPULimit = 86
 
 // Train is the real training function: parse the CSV, train with the ml
 // engine, evaluate on the training data and marshal the canonical artifact.

@@ -54,6 +54,8 @@ type Failure struct {
 	Reason string
 	// Isolation lists what the failed run got (TEN-2).
 	Isolation []string
+	// CPU is the CPU time the child used (0 if it never started).
+	CPU time.Duration
 }
 
 func (f *Failure) Error() string { return string(f.Kind) + ": " + f.Reason }
@@ -397,11 +399,25 @@ func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limit
 	}
 	waitErr := cmd.Wait()
 	st := cmd.ProcessState
+	res2, err2 := e.classify(ctx, runCtx, st, waitErr, &stderr, lim, iso, res, childErr, protoErr, gotResult, gotArtifact)
+	var f *Failure
+	if errors.As(err2, &f) && st != nil {
+		f.CPU = st.UserTime() + st.SystemTime()
+	}
+	return res2, err2
+}
+
+// classify turns how the child ended into a result or a failure.
+func (e *Executor) classify(ctx, runCtx context.Context, st *os.ProcessState, waitErr error, stderr *tailBuffer, lim Limits,
+	iso []string, res *Result, childErr *errorMsg, protoErr error, gotResult, gotArtifact bool) (*Result, error) {
 	switch {
 	case ctx.Err() != nil:
 		return nil, &Failure{Isolation: iso, Kind: FailCancelled, Reason: "cancelled"}
 	case runCtx.Err() != nil:
 		return nil, &Failure{Isolation: iso, Kind: FailLimit, Reason: fmt.Sprintf("wall-clock limit of %s exceeded", lim.Wall)}
+	}
+	if st != nil && st.ExitCode() == exitCPULimit {
+		return nil, &Failure{Isolation: iso, Kind: FailLimit, Reason: fmt.Sprintf("CPU-time limit of %ds exceeded", lim.CPUSeconds)}
 	}
 	if st != nil {
 		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

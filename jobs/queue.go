@@ -36,7 +36,15 @@ type trainWorker struct {
 // River's default one-minute timeout must not cut training short.
 func (w *trainWorker) Timeout(*river.Job[trainArgs]) time.Duration { return -1 }
 
-func (w *trainWorker) Work(ctx context.Context, j *river.Job[trainArgs]) error {
+func (w *trainWorker) Work(ctx context.Context, j *river.Job[trainArgs]) (err error) {
+	// A panic must not leave the job "running" after River discards it
+	// (TRAIN-5): it counts as a crashed attempt.
+	defer func() {
+		if p := recover(); p != nil {
+			err = w.s.retryOrFail(context.WithoutCancel(ctx), j.Args.JobID, j.Attempt, j.MaxAttempts,
+				"internal error in the job runner", fmt.Errorf("panic: %v", p))
+		}
+	}()
 	return w.s.run(ctx, j.Args.JobID, j.Attempt, j.MaxAttempts)
 }
 
