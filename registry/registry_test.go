@@ -55,7 +55,7 @@ func (r *recorder) find(action string, allow bool) []rampart.AuditEvent {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	db     *sqlite.DB
 	keys   *keyring.Keyring
@@ -71,7 +71,7 @@ type env struct {
 	clock  time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -131,7 +131,7 @@ var (
 )
 
 // artifact trains a small logistic regression once per test binary.
-func artifact(t *testing.T) []byte {
+func artifact(t testing.TB) []byte {
 	t.Helper()
 	artOnce.Do(func() {
 		rng := rand.New(rand.NewPCG(1, 2))
