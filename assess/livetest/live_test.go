@@ -61,6 +61,12 @@ func TestExtractionThroughEndpoints(t *testing.T) {
 	md := e.Actor(t, tn, "developer", rampart.RoleModelDeveloper)
 	ds := e.Dataset(t, dp, "credit", "Status")
 	e.Upload(t, dp, ds.ID, strings.Join(trainCSV, "\n")+"\n")
+	holdCSV := []string{lines[0]}
+	for _, i := range rest[:800] {
+		holdCSV = append(holdCSV, lines[i+1])
+	}
+	hold := e.Dataset(t, dp, "credit-holdout", "Status")
+	e.Upload(t, dp, hold.ID, strings.Join(holdCSV, "\n")+"\n")
 	j := e.Job(t, md, httpapi.CreateJobRequest{DatasetID: ds.ID, Target: "Status", Algorithm: "gbdt", Seed: 11, Params: spec.Params, ModelName: "credit"})
 	deadline := time.Now().Add(3 * time.Minute)
 	for j.State != rampart.JobSucceeded {
@@ -100,6 +106,7 @@ func TestExtractionThroughEndpoints(t *testing.T) {
 			t.Fatalf("row %d: the endpoint's model differs from the local one", i)
 		}
 	}
+	t.Run("job", func(t *testing.T) { assessmentJob(t, e, md, j.Result.ModelID, hold.ID) })
 	n := 0
 	for _, guards := range []string{"guarded", "open"} {
 		rep, err := assess.Extraction(ctx, assess.ExtractionConfig{
