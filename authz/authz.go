@@ -37,6 +37,9 @@ const (
 	// AuditProof: the log's public key, checkpoints and Merkle proofs, which
 	// carry only hashes; every principal needs them to verify its own events.
 	AuditProof Action = "audit.proof"
+	// ComplianceRead: the deployment's compliance evaluation (aggregate
+	// evidence, no tenant content).
+	ComplianceRead Action = "compliance.read"
 
 	DatasetCreate   Action = "dataset.create"
 	DatasetRead     Action = "dataset.read" // metadata and audit report, never rows
@@ -168,8 +171,9 @@ var table = map[Action]rule{
 	KeyRevoke: {rampart.RoleOperator: any3, rampart.RoleDataProvider: {Self}, rampart.RoleModelDeveloper: {Self},
 		rampart.RoleServiceUser: {Self}, rampart.RoleAuditor: {Self}},
 
-	MetricsRead: {rampart.RoleOperator: {Platform}},
-	AuditRead:   {rampart.RoleOperator: {Own, Foreign, Platform}, rampart.RoleAuditor: {Own}, rampart.RoleDataProvider: {Own}},
+	MetricsRead:    {rampart.RoleOperator: {Platform}},
+	AuditRead:      {rampart.RoleOperator: {Own, Foreign, Platform}, rampart.RoleAuditor: {Own}, rampart.RoleDataProvider: {Own}},
+	ComplianceRead: {rampart.RoleOperator: {Platform}, rampart.RoleAuditor: {Platform}},
 	AuditProof: {rampart.RoleOperator: {Platform}, rampart.RoleDataProvider: {Platform}, rampart.RoleModelDeveloper: {Platform},
 		rampart.RoleServiceUser: {Platform}, rampart.RoleAuditor: {Platform}},
 

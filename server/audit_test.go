@@ -14,6 +14,7 @@ import (
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/auditlog"
+	"github.com/rampart-mlaas/rampart/compliance"
 	"github.com/rampart-mlaas/rampart/httpapi"
 	"github.com/rampart-mlaas/rampart/server"
 	"github.com/rampart-mlaas/rampart/servertest"
@@ -208,4 +209,39 @@ func TestAuditBadInputAndTSA(t *testing.T) {
 		t.Errorf("readyz: %d %s", st, body)
 	}
 	t.Logf("readyz with an unreachable TSA: %s", body)
+}
+
+// TestCompliance: GET /v1/compliance evaluates every requirement ID with
+// evidence for the operator; tenant roles other than auditors are refused.
+func TestCompliance(t *testing.T) {
+	e := servertest.Start(t)
+	tn := e.Tenant(t, "comp")
+	dp := e.Actor(t, tn, "dp", rampart.RoleDataProvider)
+	au := e.Actor(t, tn, "au", rampart.RoleAuditor)
+	var rep compliance.Evaluation
+	if err := e.Operator.Do(context.Background(), "GET", "/v1/compliance", nil, nil, &rep); err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]compliance.Result{}
+	for _, r := range rep.Results {
+		byID[r.ID] = r
+	}
+	for _, id := range compliance.IDs() {
+		if _, ok := byID[id]; !ok {
+			t.Errorf("%s missing", id)
+		}
+	}
+	want := map[string]compliance.Status{"IAM-1": compliance.Pass, "IAM-2": compliance.Pass, "DATA-1": compliance.Fail,
+		"DATA-2": compliance.Pass, "AUDIT-1": compliance.Pass, "AUDIT-2": compliance.Fail, "MODEL-1": compliance.NotApplicable}
+	for id, st := range want {
+		if byID[id].Status != st {
+			t.Errorf("%s: %+v, want %s", id, byID[id], st)
+		}
+	}
+	if err := au.C.Do(context.Background(), "GET", "/v1/compliance", nil, nil, &rep); err != nil {
+		t.Errorf("auditor: %v", err)
+	}
+	if st, _ := e.Raw(t, "GET", "/v1/compliance", dp.Token, nil, nil); st != 403 {
+		t.Errorf("data provider: %d", st)
+	}
 }

@@ -137,6 +137,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if err := openAssess(ctx, s); err != nil {
 		return nil, err
 	}
+	if err := s.openCompliance(); err != nil {
+		return nil, err
+	}
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/compliance"
 	"github.com/rampart-mlaas/rampart/dataset"
 	"github.com/rampart-mlaas/rampart/examples"
 	"github.com/rampart-mlaas/rampart/httpapi"
@@ -83,6 +84,7 @@ func runStory(ctx context.Context, g *globals, base, opKey, witnessDir string, t
 		{"shop predicts", s.predict},
 		{"an extraction attempt", s.extraction},
 		{"the audit log verifies", s.verifyAudit},
+		{"the operator checks compliance", s.compliance},
 	}
 	for i, st := range steps {
 		s.say("── %d. %s", i+1, st.name)
@@ -448,3 +450,22 @@ func jsonBody(v any) io.Reader {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func (s *story) compliance(ctx context.Context) error {
+	var r compliance.Evaluation
+	if err := s.op.Do(ctx, "GET", "/v1/compliance", nil, nil, &r); err != nil {
+		return err
+	}
+	var fails []string
+	for _, x := range r.Results {
+		if x.Status == compliance.Fail {
+			fails = append(fails, x.ID)
+		}
+	}
+	s.say("   %d requirements: %d pass with evidence checked just now, %d fail (%s), %d not applicable, %d proved by tests only",
+		len(r.Results), r.Summary[compliance.Pass], r.Summary[compliance.Fail], strings.Join(fails, ", "),
+		r.Summary[compliance.NotApplicable], r.Summary[compliance.NotChecked])
+	s.note("compliance: %d pass, %d fail, %d n/a, %d test-only (`rampart compliance` shows the evidence)",
+		r.Summary[compliance.Pass], r.Summary[compliance.Fail], r.Summary[compliance.NotApplicable], r.Summary[compliance.NotChecked])
+	return nil
+}
