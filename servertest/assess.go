@@ -24,6 +24,8 @@ var assessFixtures = map[string]Fixture{
 		}
 		return []string{a.ID}
 	},
+	// A held-out dataset of an assessment is any dataset of the world.
+	"holdout_dataset_id": func(t testing.TB, e *Env, w *World) []string { return Fixtures["dataset_id"](t, e, w) },
 }
 
 var _ = func() bool {

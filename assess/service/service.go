@@ -137,6 +137,12 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (record.Assessment
 	if err != nil {
 		return record.Assessment{}, err
 	}
+	if in.HoldoutID != "" {
+		// A dataset the caller may not see is 404 now, not a failed job later.
+		if _, err := s.datasets.Get(ctx, in.HoldoutID); err != nil {
+			return record.Assessment{}, err
+		}
+	}
 	if in.HoldoutID == "" && slices.Contains(in.Attacks, "membership") {
 		return record.Assessment{}, rampart.Invalid("holdout_dataset_id", "membership inference needs a held-out dataset (rows the model was not trained on)")
 	}
