@@ -56,7 +56,7 @@ func observe(m *guard.Monitor, key string, v *victim, r *guard.Rows, offset int,
 	for i := range r.N {
 		x := v.s.schema.Normalise(r, i, nil)
 		q := guard.Query{X: x, Class: cls[i], PMax: pmax[i], OOD: v.s.schema.Score(r, i), Z2: v.s.schema.Plausibility(x)}
-		if verdict := m.Observe(key, v.s.schema, oneRow(r, i), []guard.Query{q}, t0); verdict.Suspected {
+		if verdict := m.ObserveRows(key, v.s.schema, oneRow(r, i), []guard.Query{q}, t0); verdict.Suspected {
 			return offset + i + 1
 		}
 	}

@@ -156,9 +156,16 @@ func dist(a, b []float64) float64 {
 	return math.Sqrt(s)
 }
 
-// Observe adds a batch of queries (rows r of schema sc, described by qs)
-// to key's stream and returns the verdict.
-func (m *Monitor) Observe(key string, sc *Schema, r *Rows, qs []Query, now time.Time) Verdict {
+// Observe adds a batch of queries to key's stream and returns the
+// verdict, without the coverage signal (use ObserveRows when the rows and
+// their schema are at hand).
+func (m *Monitor) Observe(key string, qs []Query, now time.Time) Verdict {
+	return m.ObserveRows(key, nil, nil, qs, now)
+}
+
+// ObserveRows adds a batch of queries (rows r of schema sc, described by
+// qs) to key's stream and returns the verdict.
+func (m *Monitor) ObserveRows(key string, sc *Schema, r *Rows, qs []Query, now time.Time) Verdict {
 	s := m.stream(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -272,7 +272,7 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 				qs[i].Class = 0
 			}
 		}
-		v := s.monitor.Observe(key, schema, rows, qs, now)
+		v := s.monitor.ObserveRows(key, schema, rows, qs, now)
 		if v.New {
 			s.metrics.extraction.WithLabelValues(ep.ID).Inc()
 			alert := rampart.AuditEvent{Time: s.now().UTC(), TenantID: ep.TenantID, Principal: c.Principal.ID, Role: c.Principal.Role,
