@@ -59,6 +59,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(auditCmd(g))
 	root.AddCommand(complianceCmd(g))
 	root.AddCommand(modelCmd(g))
+	root.AddCommand(assessCmd(g))
 	return root
 }
 
