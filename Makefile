@@ -2,7 +2,7 @@
 # checks that need something outside Go.
 
 GO ?= go
-REPORT_DIR ?= $(CURDIR)/build/assess
+REPORT_DIR ?= $(CURDIR)/bench/out/report-check
 
 .PHONY: report-check
 # report-check renders an assessment report (issue 8) in Debian's headless
