@@ -4,9 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/rampart-mlaas/rampart"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
 )
 
 const jobCols = `id, tenant_id, created_by, dataset_id, dataset_digest, spec, state, reason, attempt, max_attempts,
@@ -78,6 +83,37 @@ func jobValues(j rampart.Job) (spec, progress, isolation string, result any, err
 // would be exceeded (TRAIN-3) — and calls enqueue in the same transaction, so
 // a job is either admitted, charged and queued, or none of these.
 func (d *DB) CreateJob(ctx context.Context, j rampart.Job, ev rampart.JobEvent, b rampart.PrivacyCharge, enqueue func(*sql.Tx) error) error {
+	return retryBusy(ctx, func() error { return d.createJob(ctx, j, ev, b, enqueue) })
+}
+
+// busyTries bounds retries of a job transaction that found the database
+// locked past its busy timeout (many jobs reporting progress at once).
+const busyTries = 5
+
+// retryBusy runs f again while it fails with SQLITE_BUSY, with a short
+// jittered pause; after the last try the error is unavailable (503), not
+// internal.
+func retryBusy(ctx context.Context, f func() error) error {
+	var err error
+	for i := range busyTries {
+		if err = f(); err == nil || !isBusy(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(20+rand.IntN(80)*(i+1)) * time.Millisecond):
+		}
+	}
+	return &rampart.Error{Code: rampart.CodeUnavailable, Message: "the metadata store is busy; retry shortly", Err: err}
+}
+
+func isBusy(err error) bool {
+	var se *sqlite3.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3lib.SQLITE_BUSY
+}
+
+func (d *DB) createJob(ctx context.Context, j rampart.Job, ev rampart.JobEvent, b rampart.PrivacyCharge, enqueue func(*sql.Tx) error) error {
 	spec, progress, isolation, result, err := jobValues(j)
 	if err != nil {
 		return err
@@ -197,6 +233,17 @@ func (d *DB) queryJobs(ctx context.Context, limit int, q string, args ...any) ([
 // returns false nothing is written. It returns the job as stored and the
 // event with its sequence number.
 func (d *DB) UpdateJob(ctx context.Context, id string, change func(*rampart.Job) (*rampart.JobEvent, bool)) (rampart.Job, *rampart.JobEvent, error) {
+	var j rampart.Job
+	var ev *rampart.JobEvent
+	err := retryBusy(ctx, func() error {
+		var err error
+		j, ev, err = d.updateJob(ctx, id, change)
+		return err
+	})
+	return j, ev, err
+}
+
+func (d *DB) updateJob(ctx context.Context, id string, change func(*rampart.Job) (*rampart.JobEvent, bool)) (rampart.Job, *rampart.JobEvent, error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return rampart.Job{}, nil, mapErr(err, "job")
