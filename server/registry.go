@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 
+	"github.com/rampart-mlaas/rampart/assess/gates"
 	"github.com/rampart-mlaas/rampart/httpapi"
 	"github.com/rampart-mlaas/rampart/registry"
 )
@@ -12,8 +13,10 @@ import (
 // use side by side (version numbers are allocated by the store), so the
 // jobs wiring may take its own: newRegistry(s) gives RegisterTrained.
 func newRegistry(s *Server) (*registry.Service, error) {
+	// MODEL-5: promotion to production also passes the tenant's
+	// assessment thresholds (membership TPR, extraction fidelity, …).
 	svc, err := registry.New(registry.Options{Store: s.DB, Principals: s.DB, Keys: s.Keyring, Barrier: s.Barrier,
-		Audit: s.Audit, Version: Version})
+		Audit: s.Audit, Version: Version, Gates: append(registry.DefaultGates(), gates.Gate{Store: s.DB})})
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
