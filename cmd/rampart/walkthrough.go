@@ -10,11 +10,15 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/assess/record"
 	"github.com/rampart-mlaas/rampart/compliance"
 	"github.com/rampart-mlaas/rampart/dataset"
 	"github.com/rampart-mlaas/rampart/examples"
@@ -35,6 +39,7 @@ type story struct {
 	// witnessDir keeps the checkpoints the walk-through verified, as a
 	// client would, so a rerun checks consistency with the last one.
 	witnessDir string
+	dataDir    string
 }
 
 func (s *story) say(format string, args ...any) {
@@ -49,7 +54,7 @@ func (s *story) note(format string, args ...any) {
 
 // runStory runs the walk-through; every step must succeed.
 func runStory(ctx context.Context, g *globals, base, opKey, witnessDir string, ts []demoTenant) error {
-	s := &story{g: g, base: base, ids: map[string]httpapi.WhoamiResponse{}, witnessDir: witnessDir}
+	s := &story{g: g, base: base, ids: map[string]httpapi.WhoamiResponse{}, witnessDir: witnessDir, dataDir: filepath.Dir(witnessDir)}
 	var err error
 	if s.op, err = httpapi.NewClient(base, opKey, ""); err != nil {
 		return err
@@ -83,6 +88,7 @@ func runStory(ctx context.Context, g *globals, base, opKey, witnessDir string, t
 		{"modelworks deploys", s.deploy},
 		{"shop predicts", s.predict},
 		{"an extraction attempt", s.extraction},
+		{"modelworks assesses its model", s.assess},
 		{"the audit log verifies", s.verifyAudit},
 		{"the operator checks compliance", s.compliance},
 	}
@@ -467,5 +473,56 @@ func (s *story) compliance(ctx context.Context) error {
 		r.Summary[compliance.NotApplicable], r.Summary[compliance.NotChecked])
 	s.note("compliance: %d pass, %d fail, %d n/a, %d test-only (`rampart compliance` shows the evidence)",
 		r.Summary[compliance.Pass], r.Summary[compliance.Fail], r.Summary[compliance.NotApplicable], r.Summary[compliance.NotChecked])
+	return nil
+}
+
+func (s *story) assess(ctx context.Context) error {
+	var a record.Assessment
+	if err := s.works.Do(ctx, "POST", "/v1/assessments", nil, httpapi.CreateAssessmentRequest{ModelID: storyGBDT,
+		Attacks: []string{"extraction", "evasion"}, Queries: 1000, Seed: 1}, &a); err != nil {
+		return err
+	}
+	for a.Status == "running" {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := s.works.Do(ctx, "GET", "/v1/assessments/"+a.ID, nil, nil, &a); err != nil {
+			return err
+		}
+	}
+	if a.Status != "succeeded" {
+		return fmt.Errorf("assessment %s %s: %s", a.ID, a.Status, a.Reason)
+	}
+	keys := make([]string, 0, len(a.Metrics))
+	for k := range a.Metrics {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.3f", k, a.Metrics[k]))
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", s.base+"/v1/assessments/"+a.ID+"/report?format=html", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.works.Token)
+	resp, err := s.works.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	html, _ := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	resp.Body.Close()
+	out := filepath.Join(s.dataDir, "assessment-"+a.ID+".html")
+	if resp.StatusCode == 200 {
+		if err := os.WriteFile(out, html, 0o600); err != nil {
+			return err
+		}
+	}
+	s.say("   assessment %s (extraction, evasion): %s", a.ID, strings.Join(parts, ", "))
+	s.say("   report: %s", out)
+	s.note("an attack assessment of the GBDT was written to %s", out)
 	return nil
 }
