@@ -188,43 +188,46 @@ func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Res
 	}
 	var viol []Violation
 	var nviol int64
-	for {
-		rec, err := src.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		row, line := src.pos()
-		if err != nil {
-			return nil, parseErr(err, header)
-		}
-		if len(rec) != len(header) {
-			return nil, parseErr(&ParseError{Row: row, Line: line, Column: min(len(rec), len(header)) + 1,
-				Msg: fmt.Sprintf("row has %d fields, the header has %d", len(rec), len(header))}, header)
-		}
-		if int64(row) > opt.MaxRows {
-			return nil, rampart.Errorf(rampart.CodeTooLarge, "more than %d rows", opt.MaxRows)
-		}
-		if row&4095 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("ingest: %w", err)
+	// Parsing (and the copy to sink) runs in its own goroutine, a batch of
+	// rows ahead of profiling: the two overlap on separate cores, with at
+	// most readAhead batches (a few MiB) in flight.
+	stop := make(chan struct{})
+	defer close(stop)
+	batches := readBatches(ctx, src, header, label, seed, opt.MaxRows, stop)
+	rec := make([][]byte, len(header))
+	for b := range batches {
+		for r := range b.rows {
+			row, line := int64(b.rows[r]), int64(b.lines[r])
+			off := r * len(header)
+			st := 0
+			if off > 0 {
+				st = b.ends[off-1]
 			}
-		}
-		for i, f := range rec {
-			if checks[i] != nil {
-				if why := checks[i].check(f); why != "" {
-					nviol++
-					if len(viol) < opt.MaxViolations {
-						viol = append(viol, Violation{Row: int64(row), Line: int64(line), Column: header[i], Reason: why})
+			for i := range rec {
+				e := b.ends[off+i]
+				rec[i] = b.data[st:e:e]
+				st = e
+			}
+			for i, f := range rec {
+				if checks[i] != nil {
+					if why := checks[i].check(f); why != "" {
+						nviol++
+						if len(viol) < opt.MaxViolations {
+							viol = append(viol, Violation{Row: row, Line: line, Column: header[i], Reason: why})
+						}
 					}
 				}
+				p.add(i, f, row)
 			}
-			p.add(i, f, int64(row))
+			p.addRow(rec, b.fh[r], b.lh[r])
+			if sample != nil {
+				keepRow(sample, rec, row, opt.ScreenRows, &sampleBytes, rng)
+			}
 		}
-		fh, lh := rowHash(seed, src, rec, label)
-		p.addRow(rec, fh, lh)
-		if sample != nil {
-			keepRow(sample, rec, int64(row), opt.ScreenRows, &sampleBytes, rng)
+		if b.err != nil {
+			return nil, b.err
 		}
+		b.recycle()
 	}
 	if flush != nil {
 		if err := flush(); err != nil {
@@ -376,4 +379,99 @@ func rowHash(seed maphash.Seed, src source, rec [][]byte, label int) (fh, lh uin
 		fh = (fh ^ uint64(e)) * 0x100000001b3
 	}
 	return fh, lh
+}
+
+// batch is a run of parsed rows handed from the parsing goroutine to the
+// profiling one: field bytes, field end offsets, row and line numbers and
+// row hashes; err ends the stream after the batch's rows.
+type batch struct {
+	data        []byte
+	ends        []int
+	rows, lines []int
+	fh, lh      []uint64
+	err         error
+	free        chan *batch
+}
+
+func (b *batch) recycle() {
+	b.data, b.ends, b.rows, b.lines, b.fh, b.lh, b.err = b.data[:0], b.ends[:0], b.rows[:0], b.lines[:0], b.fh[:0], b.lh[:0], nil
+	select {
+	case b.free <- b:
+	default:
+	}
+}
+
+const (
+	batchBytes = 256 << 10
+	batchRows  = 4096
+	readAhead  = 3
+)
+
+// readBatches parses src in a goroutine. It stops at the first error
+// (sent as the last batch's err), at EOF, or when stop closes.
+func readBatches(ctx context.Context, src source, header []string, label int, seed maphash.Seed, maxRows int64, stop <-chan struct{}) <-chan *batch {
+	out := make(chan *batch, readAhead)
+	free := make(chan *batch, readAhead+2)
+	for range readAhead + 2 {
+		free <- &batch{free: free}
+	}
+	go func() {
+		defer close(out)
+		var b *batch
+		get := func() bool {
+			select {
+			case b = <-free:
+				return true
+			case <-stop:
+				return false
+			}
+		}
+		send := func() bool {
+			select {
+			case out <- b:
+				b = nil
+				return true
+			case <-stop:
+				return false
+			}
+		}
+		if !get() {
+			return
+		}
+		for {
+			rec, err := src.next()
+			if errors.Is(err, io.EOF) {
+				send()
+				return
+			}
+			row, line := src.pos()
+			switch {
+			case err != nil:
+				b.err = parseErr(err, header)
+			case len(rec) != len(header):
+				b.err = parseErr(&ParseError{Row: row, Line: line, Column: min(len(rec), len(header)) + 1,
+					Msg: fmt.Sprintf("row has %d fields, the header has %d", len(rec), len(header))}, header)
+			case int64(row) > maxRows:
+				b.err = rampart.Errorf(rampart.CodeTooLarge, "more than %d rows", maxRows)
+			case row&4095 == 0 && ctx.Err() != nil:
+				b.err = fmt.Errorf("ingest: %w", ctx.Err())
+			}
+			if b.err != nil {
+				send()
+				return
+			}
+			fh, lh := rowHash(seed, src, rec, label)
+			for _, f := range rec {
+				b.data = append(b.data, f...)
+				b.ends = append(b.ends, len(b.data))
+			}
+			b.rows, b.lines, b.fh, b.lh = append(b.rows, row), append(b.lines, line), append(b.fh, fh), append(b.lh, lh)
+			if len(b.data) >= batchBytes || len(b.rows) >= batchRows {
+				if !send() || !get() {
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
