@@ -33,6 +33,7 @@ type Store interface {
 	UpdateJob(ctx context.Context, id string, change func(*rampart.Job) (*rampart.JobEvent, bool)) (rampart.Job, *rampart.JobEvent, error)
 	ListJobEvents(ctx context.Context, jobID string, after int64, limit int) ([]rampart.JobEvent, error)
 	LedgerSpent(ctx context.Context, datasetID, grantee string) (float64, error)
+	CountLiveJobs(ctx context.Context, tenantID string) (int, error)
 	GetPrincipal(ctx context.Context, id string) (rampart.Principal, error)
 }
 
@@ -104,6 +105,9 @@ type Config struct {
 	PollInterval time.Duration
 	// RetryDelay is the pause before a crashed job is retried; default 1 s.
 	RetryDelay time.Duration
+	// MaxLivePerTenant bounds a tenant's queued and running jobs (TRAIN-4
+	// quota); more are refused with 429. Default 100.
+	MaxLivePerTenant int
 }
 
 // Deps are the service's collaborators.
@@ -145,6 +149,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = time.Second
+	}
+	if cfg.MaxLivePerTenant <= 0 {
+		cfg.MaxLivePerTenant = 100
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -261,6 +268,16 @@ func (s *Service) Submit(ctx context.Context, spec rampart.JobSpec) (rampart.Job
 	if td.RequireDP && spec.DP == nil {
 		return rampart.Job{}, done(&rampart.Error{Code: rampart.CodeForbidden, Field: "dp",
 			Message: "the dataset's grant requires differentially private training: give dp.epsilon (logreg or mlp)"})
+	}
+	// TRAIN-4: a tenant's queue is bounded, so one tenant cannot hold
+	// every worker slot indefinitely or grow the queue without limit.
+	live, err := s.d.Store.CountLiveJobs(ctx, c.Principal.TenantID)
+	if err != nil {
+		return rampart.Job{}, done(err)
+	}
+	if live >= s.cfg.MaxLivePerTenant {
+		return rampart.Job{}, done(&rampart.Error{Code: rampart.CodeRateLimited,
+			Message: fmt.Sprintf("the tenant has %d queued or running jobs, the most allowed; wait for some to finish", live)})
 	}
 	charge := rampart.PrivacyCharge{DatasetID: td.DatasetID, Grantee: td.Grantee, MaxEpsilon: td.MaxEpsilon}
 	if spec.DP != nil {

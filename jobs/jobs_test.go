@@ -119,7 +119,9 @@ type env struct {
 	ds  *datasets
 }
 
-func newEnv(t *testing.T, slots int) *env {
+func newEnv(t *testing.T, slots int) *env { return newEnvCfg(t, jobs.Config{Slots: slots}) }
+
+func newEnvCfg(t *testing.T, cfg jobs.Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, t.TempDir()+"/meta.db")
@@ -140,7 +142,8 @@ func newEnv(t *testing.T, slots int) *env {
 		t.Fatal(err)
 	}
 	ds := &datasets{sets: map[string]dataset{}}
-	svc, err := jobs.New(jobs.Config{Slots: slots, PollInterval: 20 * time.Millisecond, RetryDelay: 50 * time.Millisecond},
+	cfg.PollInterval, cfg.RetryDelay = 20*time.Millisecond, 50*time.Millisecond
+	svc, err := jobs.New(cfg,
 		jobs.Deps{Store: db, DB: db.SQL(), Datasets: ds, Sealer: &sealer{objs: map[string][]byte{}}, Executor: ex, Audit: nopAudit{},
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -392,8 +395,11 @@ func TestFailures(t *testing.T) {
 	}
 }
 
+// TestCancel: cancelling a running job kills it at once and frees its
+// slot; the per-tenant quota (TRAIN-4) refuses a job beyond it with 429
+// and admits one again once the tenant is under it.
 func TestCancel(t *testing.T) {
-	e := newEnv(t, 1)
+	e := newEnvCfg(t, jobs.Config{Slots: 1, MaxLivePerTenant: 1})
 	ds := e.add(dataset{csv: classification(3000)})
 	j, err := e.svc.Submit(e.ctx, rampart.JobSpec{DatasetID: ds, Target: "y", Algorithm: "mlp",
 		Params: map[string]string{"epochs": "100000", "hidden_layer_sizes": "64,64", "n_iter_no_change": "100000", "tol": "0"}})
@@ -410,6 +416,10 @@ func TestCancel(t *testing.T) {
 		if ev.Type == rampart.EventProgress {
 			break
 		}
+	}
+	_, err = e.svc.Submit(e.ctx, rampart.JobSpec{DatasetID: ds, Target: "y", Algorithm: "logreg"})
+	if rampart.ErrorCode(err) != rampart.CodeRateLimited {
+		t.Fatalf("job over the tenant quota: %v", err)
 	}
 	start := time.Now()
 	if _, err := e.svc.Cancel(e.ctx, j.ID); err != nil {

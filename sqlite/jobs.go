@@ -300,6 +300,13 @@ func (d *DB) ListJobEvents(ctx context.Context, jobID string, after int64, limit
 	return out, mapErr(rows.Err(), "job events")
 }
 
+// CountLiveJobs counts a tenant's queued and running jobs (TRAIN-4 quota).
+func (d *DB) CountLiveJobs(ctx context.Context, tenantID string) (int, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs WHERE tenant_id=? AND state IN ('queued','running')`, tenantID).Scan(&n)
+	return n, mapErr(err, "jobs")
+}
+
 // LedgerSpent is the ε spent on a dataset by a grantee (TRAIN-3).
 func (d *DB) LedgerSpent(ctx context.Context, datasetID, grantee string) (float64, error) {
 	var spent float64
