@@ -220,3 +220,17 @@ func (d *Drift) MeanPSI() float64 {
 	}
 	return sum / float64(n)
 }
+
+// observeRow counts row i of r into the current window (no window close).
+func (d *Drift) observeRow(r *Rows, i int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for j := range d.schema.Features {
+		if len(d.expect[j]) == 0 {
+			continue
+		}
+		if b := d.bin(j, r, i); b >= 0 {
+			d.counts[j][b]++
+		}
+	}
+}

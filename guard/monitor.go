@@ -70,6 +70,7 @@ type stream struct {
 	flagged  bool
 	reason   string
 	inputs   *Drift // the stream's inputs against the training deciles
+	seen     map[uint64]struct{}
 }
 
 // NewMonitor returns a monitor with cfg's zero fields defaulted.
@@ -126,7 +127,7 @@ func (m *Monitor) stream(key string) *stream {
 	defer m.mu.Unlock()
 	s, ok := m.streams[key]
 	if !ok {
-		s = &stream{growth: map[int][][]float64{}, thresh: map[int]float64{}, gdists: map[int][]float64{}}
+		s = &stream{growth: map[int][][]float64{}, thresh: map[int]float64{}, gdists: map[int][]float64{}, seen: map[uint64]struct{}{}}
 		m.streams[key] = s
 	}
 	return s
@@ -173,9 +174,7 @@ func (m *Monitor) ObserveRows(key string, sc *Schema, r *Rows, qs []Query, now t
 	if s.inputs == nil && sc != nil && sc.Profiled {
 		s.inputs = NewDrift(sc, 1, math.MaxInt)
 	}
-	if s.inputs != nil && r != nil {
-		s.inputs.Observe(r, nil)
-	}
+
 	if s.dists == nil {
 		s.dists, s.ood, s.boundary = make([]float64, 0, c.Window), make([]float64, 0, c.Window), make([]bool, 0, c.Window)
 		s.z2 = make([]float64, 0, c.Window)
@@ -186,7 +185,19 @@ func (m *Monitor) ObserveRows(key string, sc *Schema, r *Rows, qs []Query, now t
 	s.dayRows += int64(len(qs))
 	v := Verdict{W: 1}
 	wasFlagged := s.flagged
-	for _, q := range qs {
+	for i, q := range qs {
+		// An exact repeat of an earlier query tells the caller nothing new
+		// (health checks, retries, load tests): it is not evidence.
+		h := hashQuery(q)
+		if _, dup := s.seen[h]; dup {
+			continue
+		}
+		if len(s.seen) < maxSeen {
+			s.seen[h] = struct{}{}
+		}
+		if s.inputs != nil && r != nil && i < r.N {
+			s.inputs.observeRow(r, i)
+		}
 		g := s.growth[q.Class]
 		dmin := math.Inf(1)
 		for _, p := range g {
@@ -321,4 +332,19 @@ func mean(x []float64) float64 {
 		s += v
 	}
 	return s / float64(len(x))
+}
+
+// maxSeen bounds the repeat filter of one stream.
+const maxSeen = 50_000
+
+func hashQuery(q Query) uint64 {
+	h := uint64(14695981039346656037)
+	for _, v := range q.X {
+		b := math.Float64bits(v)
+		for k := 0; k < 8; k++ {
+			h = (h ^ (b & 0xff)) * 1099511628211
+			b >>= 8
+		}
+	}
+	return h ^ uint64(q.Class)*0x9e3779b97f4a7c15
 }

@@ -172,7 +172,7 @@ func (s *Service) Update(ctx context.Context, ref string, in UpdateInput) (rampa
 		if *in.Version < 1 || *in.Version > m.LatestVersion {
 			return ep, a.done(ctx, rampart.Invalid("version", "version must be 1..%d", m.LatestVersion))
 		}
-		next.ModelVersion = *in.Version
+		next.ModelVersion, next.ModelDigest = *in.Version, ""
 		sm, err := s.load(ctx, next)
 		if err != nil {
 			return ep, a.done(ctx, err)

@@ -93,11 +93,11 @@ func register(t testing.TB, e *servertest.Env, md *servertest.Actor, name string
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256([]byte(name))
+	sum := sha256.Sum256(append([]byte(name), art...))
 	now := time.Now().UTC()
 	v, err := reg.RegisterTrained(context.Background(), registry.TrainedInput{Owner: md.Principal, RequestID: "req_test", ModelName: name,
 		Artifact: art, Datasets: []registry.DatasetInput{{ID: "ds_" + hex.EncodeToString(sum[:8]), Version: 1, Digest: hex.EncodeToString(sum[:])}},
-		JobID: "job_test", StartedAt: now, FinishedAt: now})
+		JobID: "job_" + hex.EncodeToString(sum[:10]), StartedAt: now, FinishedAt: now})
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
