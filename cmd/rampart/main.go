@@ -57,6 +57,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(serveCmd(g), quickstartCmd(g), loginCmd(g), whoamiCmd(g), tenantCmd(g), principalCmd(g), keyCmd(g), versionCmd(g), trainCmd(g), jobCmd(g), internalCmd())
 	root.AddCommand(datasetCmd(g))
 	root.AddCommand(auditCmd(g))
+	root.AddCommand(endpointCmd(g), predictCmd(g))
 	root.AddCommand(complianceCmd(g))
 	root.AddCommand(modelCmd(g))
 	root.AddCommand(assessCmd(g))
