@@ -433,8 +433,11 @@ func (e *Executor) classify(ctx, runCtx context.Context, st *os.ProcessState, wa
 	if tail := stderr.String(); strings.Contains(tail, "out of memory") || strings.Contains(tail, "cannot allocate memory") {
 		return nil, &Failure{Isolation: iso, Kind: FailLimit, Reason: fmt.Sprintf("memory limit of %d MiB exceeded", lim.MemoryBytes>>20)}
 	}
-	if strings.Contains(stderr.String(), "newosproc") || strings.Contains(stderr.String(), "resource temporarily unavailable") {
-		return nil, &Failure{Isolation: iso, Kind: FailLimit, Reason: fmt.Sprintf("process/thread limit of %d exceeded", lim.Processes)}
+	// A thread that cannot be created (its stack mapping refused) is the
+	// address-space limit in nearly every case, the thread limit otherwise.
+	if tail := stderr.String(); strings.Contains(tail, "pthread_create failed") || strings.Contains(tail, "newosproc") {
+		return nil, &Failure{Isolation: iso, Kind: FailLimit, Reason: fmt.Sprintf("memory limit of %d MiB exceeded (the runtime could not map a new thread; thread limit %d)",
+			lim.MemoryBytes>>20, lim.Processes)}
 	}
 	if childErr != nil {
 		switch childErr.Kind {
@@ -464,27 +467,33 @@ func trimReason(s string) string {
 	return s
 }
 
-// tailBuffer keeps the last 64 KiB written to it (a child's stderr).
+// tailBuffer keeps the first 16 KiB and the last 32 KiB written to it (a
+// child's stderr): a Go runtime fatal error states its cause first and then
+// dumps every goroutine, so the head must survive a long dump.
 type tailBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	head []byte
+	tail []byte
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.b.Write(p)
-	if t.b.Len() > 64<<10 {
-		rest := t.b.Bytes()[t.b.Len()-32<<10:]
-		nb := bytes.Clone(rest)
-		t.b.Reset()
-		t.b.Write(nb)
+	n := len(p)
+	if room := 16<<10 - len(t.head); room > 0 {
+		k := min(room, len(p))
+		t.head = append(t.head, p[:k]...)
+		p = p[k:]
 	}
-	return len(p), nil
+	t.tail = append(t.tail, p...)
+	if len(t.tail) > 64<<10 {
+		t.tail = bytes.Clone(t.tail[len(t.tail)-32<<10:])
+	}
+	return n, nil
 }
 
 func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.b.String()
+	return string(t.head) + string(t.tail)
 }
