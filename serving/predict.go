@@ -198,7 +198,8 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 	ood := make([]float64, rows.N)
 	var oodFlags []bool
 	nOOD := 0
-	if schema.Profiled {
+	// The score also feeds the extraction monitor; with both off it is skipped.
+	if schema.Profiled && (pol.OOD != rampart.OODOff || pol.Extraction != rampart.ExtractionOff) {
 		thr := pol.OODThreshold
 		if thr == 0 {
 			thr = guard.DefaultOODThreshold

@@ -1,0 +1,257 @@
+// Command serving benchmarks Rampart's inference endpoints (issue 7) with
+// load from a second process (Debian's wrk) on loopback: throughput and
+// latency of a logistic-regression and a 100-tree GBDT endpoint (a) with
+// every guard on, (b) with the guards off, (c) against a Flask +
+// scikit-learn peer serving the same model type on the same inputs, the p99
+// at about half of (a)'s throughput, and batch scoring throughput.
+//
+//	go run ./bench/serving -duration 10s
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/httpapi"
+	"github.com/rampart-mlaas/rampart/ml"
+	"github.com/rampart-mlaas/rampart/registry"
+	"github.com/rampart-mlaas/rampart/server"
+)
+
+var (
+	duration = flag.Duration("duration", 10*time.Second, "each wrk run")
+	conns    = flag.Int("c", 16, "wrk connections at full load")
+	dataPath = flag.String("data", "dataset/testdata/breast_cancer.csv", "numeric CSV")
+	target   = flag.String("target", "diagnosis", "label column")
+	peer     = flag.Bool("peer", true, "run the Flask + scikit-learn peer")
+)
+
+type result struct {
+	Name     string  `json:"name"`
+	Conns    int     `json:"connections"`
+	RPS      float64 `json:"requests_per_s"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Non2xx   int     `json:"non_2xx"`
+	RowsPerS float64 `json:"rows_per_s,omitempty"`
+}
+
+func main() {
+	flag.Parse()
+	if _, err := exec.LookPath("wrk"); err != nil {
+		log.Fatal("wrk is required: apt-get install -y wrk")
+	}
+	dir, err := os.MkdirTemp("", "rampart-bench-serving")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cfg := server.Defaults()
+	cfg.DataDir, cfg.Addr, cfg.Quiet = filepath.Join(dir, "data"), "127.0.0.1:0", true
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := server.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	ln, err := srv.Listen()
+	if err != nil {
+		log.Fatal(err)
+	}
+	go srv.Serve(ctx, ln)
+	base := srv.URL(ln)
+	op, _ := httpapi.NewClient(base, srv.OperatorToken.Reveal(), "")
+	var tn rampart.Tenant
+	must(op.Do(ctx, "POST", "/v1/tenants", nil, httpapi.CreateTenantRequest{Name: "bench"}, &tn))
+	actor := func(name string, role rampart.Role) (rampart.Principal, *httpapi.Client, string) {
+		var out httpapi.CreatePrincipalResponse
+		must(op.Do(ctx, "POST", "/v1/principals", nil, httpapi.CreatePrincipalRequest{TenantID: tn.ID, Name: name, Role: role}, &out))
+		c, _ := httpapi.NewClient(base, out.Token, "")
+		return out.Principal, c, out.Token
+	}
+	devP, dev, _ := actor("dev", rampart.RoleModelDeveloper)
+	_, _, userTok := actor("app", rampart.RoleServiceUser)
+
+	f, err := os.Open(*dataPath)
+	must(err)
+	fr, err := ml.ReadCSV(f, ml.CSVOptions{})
+	must(err)
+	f.Close()
+	reg, err := registry.New(registry.Options{Store: srv.DB, Principals: srv.DB, Keys: srv.Keyring, Barrier: srv.Barrier, Audit: srv.Audit, Version: "bench"})
+	must(err)
+	models := []struct {
+		name, algo string
+		params     map[string]string
+	}{{"logreg", ml.LogReg, nil}, {"gbdt", ml.GBDT, map[string]string{"n_estimators": "100"}}}
+	var features []string
+	for _, m := range models {
+		model, err := ml.Train(ctx, fr, ml.TrainSpec{Algorithm: m.algo, Target: *target, Params: m.params, Seed: 1}, nil)
+		must(err)
+		art, err := model.Marshal()
+		must(err)
+		sum := sha256.Sum256(art)
+		now := time.Now().UTC()
+		_, err = reg.RegisterTrained(ctx, registry.TrainedInput{Owner: devP, ModelName: m.name, Artifact: art, JobID: "job_" + hex.EncodeToString(sum[:8]),
+			Datasets: []registry.DatasetInput{{ID: "ds_bench", Version: 1, Digest: hex.EncodeToString(sum[:])}}, StartedAt: now, FinishedAt: now})
+		must(err)
+		features = features[:0]
+		for _, fi := range model.Schema() {
+			features = append(features, fi.Name)
+		}
+		// (a) every guard on, with rate and budget set high enough not to
+		// throttle the benchmark (they are still evaluated per request).
+		on := rampart.GuardPolicy{RatePerSec: 1e6, Burst: 1_000_000, BudgetPerDay: 1 << 50, BudgetTotal: 1 << 50, MaxRows: 100_000,
+			OOD: rampart.OODFlag, Extraction: rampart.ExtractionAlert}
+		off := rampart.GuardPolicy{RatePerSec: -1, BudgetPerDay: -1, BudgetTotal: -1, MaxRows: 100_000, RangeMargin: -1,
+			OOD: rampart.OODOff, Extraction: rampart.ExtractionOff}
+		for suffix, pol := range map[string]rampart.GuardPolicy{"on": on, "off": off} {
+			must(dev.Do(ctx, "POST", "/v1/endpoints", nil, httpapi.CreateEndpointRequest{Name: m.name + "-" + suffix, Model: m.name, Policy: &pol}, nil))
+		}
+	}
+	// Request bodies: one row (rows cycle through the table in the Lua
+	// script would change nothing for scoring cost) and a 10,000-row batch.
+	row := func(i int) []float64 {
+		var x []float64
+		for _, name := range features {
+			c, _ := fr.Column(name)
+			x = append(x, c.Num[i%fr.NumRows()])
+		}
+		return x
+	}
+	oip := func(n int) []byte {
+		data := make([][]float64, n)
+		for i := range n {
+			data[i] = row(i)
+		}
+		b, _ := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "input-0", "shape": []int{n, len(features)}, "datatype": "FP64", "data": data}}})
+		return b
+	}
+	one := filepath.Join(dir, "one.json")
+	batch := filepath.Join(dir, "batch.json")
+	must(os.WriteFile(one, oip(1), 0o600))
+	must(os.WriteFile(batch, oip(10_000), 0o600))
+
+	var results []result
+	run := func(name, url, token, body string, c int, rows int) result {
+		r := wrk(name, url, token, body, c)
+		if rows > 0 {
+			r.RowsPerS = r.RPS * float64(rows)
+		}
+		results = append(results, r)
+		fmt.Fprintf(os.Stderr, "%-28s c=%-3d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non-2xx %d %s\n", r.Name, r.Conns, r.RPS, r.P50ms, r.P99ms, r.Non2xx,
+			map[bool]string{true: fmt.Sprintf(" %.0f rows/s", r.RowsPerS), false: ""}[rows > 0])
+		return r
+	}
+	for _, m := range models {
+		a := run(m.name+" (a) guards on", base+"/v2/models/"+m.name+"-on/infer", userTok, one, *conns, 0)
+		run(m.name+" (b) guards off", base+"/v2/models/"+m.name+"-off/infer", userTok, one, *conns, 0)
+		// p99 near half of (a)'s throughput: fewer connections.
+		for c := max(1, *conns/8); c <= *conns; c *= 2 {
+			h := run(m.name+" (a) half load", base+"/v2/models/"+m.name+"-on/infer", userTok, one, c, 0)
+			if h.RPS >= a.RPS/2 {
+				break
+			}
+		}
+		if *peer {
+			port := freePort()
+			cmd := exec.Command("/usr/bin/python3", "bench/serving/peer.py", *dataPath, *target, m.name, port)
+			cmd.Stderr = io.Discard
+			must(cmd.Start())
+			waitHTTP("http://127.0.0.1:" + port + "/v2/models/x/infer")
+			run(m.name+" (c) flask+sklearn", "http://127.0.0.1:"+port+"/v2/models/"+m.name+"/infer", "", one, *conns, 0)
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+	run("logreg batch 10k rows (a)", base+"/v2/models/logreg-on/infer", userTok, batch, 4, 10_000)
+	run("logreg batch 10k rows (b)", base+"/v2/models/logreg-off/infer", userTok, batch, 4, 10_000)
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	must(enc.Encode(results))
+}
+
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func freePort() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+func waitHTTP(url string) {
+	for range 600 {
+		if resp, err := http.Post(url, "application/json", strings.NewReader("{}")); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log.Fatalf("peer at %s did not start", url)
+}
+
+var (
+	reqRE  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	pctRE  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)`)
+	non2RE = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+// wrk runs Debian's wrk (a separate process) against url with the body in
+// file, and parses its report.
+func wrk(name, url, token, file string, c int) result {
+	lua := filepath.Join(filepath.Dir(file), "post.lua")
+	auth := ""
+	if token != "" {
+		auth = fmt.Sprintf("wrk.headers[\"Authorization\"] = \"Bearer %s\"\n", token)
+	}
+	must(os.WriteFile(lua, []byte(fmt.Sprintf("local f = io.open(%q, \"rb\")\nwrk.method = \"POST\"\nwrk.body = f:read(\"*a\")\nf:close()\n"+
+		"wrk.headers[\"Content-Type\"] = \"application/json\"\n%s", file, auth)), 0o600))
+	out, err := exec.Command("wrk", "-t", strconv.Itoa(min(2, c)), "-c", strconv.Itoa(c), "-d", duration.String(), "--latency", "-s", lua, url).CombinedOutput()
+	if err != nil {
+		log.Fatalf("wrk: %v: %s", err, out)
+	}
+	r := result{Name: name, Conns: c}
+	if m := reqRE.FindSubmatch(out); m != nil {
+		r.RPS, _ = strconv.ParseFloat(string(m[1]), 64)
+	}
+	for _, m := range pctRE.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(string(m[2]), 64)
+		switch string(m[3]) {
+		case "us":
+			v /= 1000
+		case "s":
+			v *= 1000
+		}
+		if string(m[1]) == "50" {
+			r.P50ms = v
+		} else {
+			r.P99ms = v
+		}
+	}
+	if m := non2RE.FindSubmatch(out); m != nil {
+		r.Non2xx, _ = strconv.Atoi(string(m[1]))
+	}
+	return r
+}
