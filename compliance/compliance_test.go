@@ -1,6 +1,7 @@
 package compliance
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +67,18 @@ func TestEvaluate(t *testing.T) {
 	}
 	if len(seen) != 50 {
 		t.Errorf("%d requirements, want the catalogue's 50", len(seen))
+	}
+}
+
+// TestTraceability: docs/requirements.md has a row for every requirement ID.
+func TestTraceability(t *testing.T) {
+	b, err := os.ReadFile("../docs/requirements.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range IDs() {
+		if !strings.Contains(string(b), "\n| "+id+" ") && !strings.Contains(string(b), "\n| "+id+"|") {
+			t.Errorf("docs/requirements.md has no row for %s", id)
+		}
 	}
 }
