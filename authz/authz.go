@@ -82,6 +82,9 @@ const (
 
 	AssessmentCreate Action = "assessment.create"
 	AssessmentRead   Action = "assessment.read"
+	// AssessmentThresholds: set the tenant's assessment thresholds that
+	// gate promotion to production (MODEL-5).
+	AssessmentThresholds Action = "assessment.thresholds"
 )
 
 // Relation is how the principal relates to the resource.
@@ -212,8 +215,9 @@ var table = map[Action]rule{
 	EndpointGrant:  {rampart.RoleModelDeveloper: {Own}},
 	Predict:        {rampart.RoleModelDeveloper: {Own}, rampart.RoleServiceUser: {Own, Granted}},
 
-	AssessmentCreate: {rampart.RoleModelDeveloper: {Own}},
-	AssessmentRead:   {rampart.RoleModelDeveloper: {Own}, rampart.RoleAuditor: {Own}},
+	AssessmentCreate:     {rampart.RoleModelDeveloper: {Own}},
+	AssessmentRead:       {rampart.RoleModelDeveloper: {Own}, rampart.RoleAuditor: {Own}},
+	AssessmentThresholds: {rampart.RoleModelDeveloper: {Own}},
 }
 
 // purposeOf is the grant purpose an action needs for the Granted relation.

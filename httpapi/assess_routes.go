@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rampart-mlaas/rampart"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,9 +35,30 @@ type assessmentPath struct {
 // AssessmentPath is the route of one assessment.
 const AssessmentPath = "/v1/assessments/{assessment_id}"
 
+// ThresholdsBody is the tenant's assessment thresholds (MODEL-5).
+type ThresholdsBody struct {
+	Thresholds []rampart.GateSpec `json:"thresholds" maxItems:"32" doc:"Each names an assessment metric (e.g. membership.tpr_at_1pct_fpr) with min and/or max; promotion to production needs a successful assessment passing all."`
+}
+
 // RouteAssess adds the assessment routes.
 func (a *API) RouteAssess(s *service.Service) {
 	log, tag := a.deps.Log, "assessments"
+	huma.Register(a.huma, op("get-assessment-thresholds", http.MethodGet, "/v1/assessment-thresholds", "The tenant's assessment thresholds gating promotion (MODEL-5)", tag),
+		wrap(log, func(ctx context.Context, _ *struct{}) (*struct{ Body ThresholdsBody }, error) {
+			th, err := s.Thresholds(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &struct{ Body ThresholdsBody }{Body: ThresholdsBody{Thresholds: th}}, nil
+		}))
+	huma.Register(a.huma, op("set-assessment-thresholds", http.MethodPut, "/v1/assessment-thresholds", "Replace the tenant's assessment thresholds (model developer)", tag),
+		wrap(log, func(ctx context.Context, in *struct{ Body ThresholdsBody }) (*struct{ Body ThresholdsBody }, error) {
+			th, err := s.SetThresholds(ctx, in.Body.Thresholds)
+			if err != nil {
+				return nil, err
+			}
+			return &struct{ Body ThresholdsBody }{Body: ThresholdsBody{Thresholds: th}}, nil
+		}))
 	huma.Register(a.huma, created(op("create-assessment", http.MethodPost, "/v1/assessments",
 		"Start a security assessment (membership inference, extraction, evasion, poisoning drill) of a model version", tag)),
 		wrap(log, func(ctx context.Context, in *struct{ Body CreateAssessmentRequest }) (*struct{ Body record.Assessment }, error) {

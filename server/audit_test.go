@@ -245,3 +245,37 @@ func TestCompliance(t *testing.T) {
 		t.Errorf("data provider: %d", st)
 	}
 }
+
+// TestAssessmentThresholds: model developers set their tenant's thresholds
+// (validated, audited); other roles cannot; tenants are separate.
+func TestAssessmentThresholds(t *testing.T) {
+	e := servertest.Start(t)
+	a := e.NewWorld(t, "th-a")
+	b := e.NewWorld(t, "th-b")
+	md := a.Actors[rampart.RoleModelDeveloper]
+	body := `{"thresholds":[{"metric":"membership.auc","max":0.6},{"metric":"extraction.fidelity","max":0.8}]}`
+	if st, out := e.Raw(t, "PUT", "/v1/assessment-thresholds", md.Token, strings.NewReader(body), map[string]string{"Content-Type": "application/json"}); st != 200 {
+		t.Fatalf("set: %d %s", st, out)
+	}
+	for _, bad := range []string{`{"thresholds":[{"metric":"membership.auc"}]}`, `{"thresholds":[{"metric":"Bad Name","max":1}]}`,
+		`{"thresholds":[{"metric":"a.b","min":2,"max":1}]}`, `{"thresholds":[{"metric":"a.b","max":1},{"metric":"a.b","max":2}]}`} {
+		if st, out := e.Raw(t, "PUT", "/v1/assessment-thresholds", md.Token, strings.NewReader(bad), map[string]string{"Content-Type": "application/json"}); st != 400 {
+			t.Errorf("%s: %d %s", bad, st, out)
+		}
+	}
+	var got httpapi.ThresholdsBody
+	if err := a.Actors[rampart.RoleAuditor].C.Do(context.Background(), "GET", "/v1/assessment-thresholds", nil, nil, &got); err != nil || len(got.Thresholds) != 2 {
+		t.Fatalf("auditor read: %v %v", got, err)
+	}
+	if err := b.Actors[rampart.RoleModelDeveloper].C.Do(context.Background(), "GET", "/v1/assessment-thresholds", nil, nil, &got); err != nil || len(got.Thresholds) != 0 {
+		t.Fatalf("other tenant sees: %v %v", got, err)
+	}
+	for _, r := range []rampart.Role{rampart.RoleDataProvider, rampart.RoleServiceUser, rampart.RoleAuditor} {
+		if st, _ := e.Raw(t, "PUT", "/v1/assessment-thresholds", a.Actors[r].Token, strings.NewReader(`{"thresholds":[]}`), map[string]string{"Content-Type": "application/json"}); st != 403 {
+			t.Errorf("%s set thresholds: %d", r, st)
+		}
+	}
+	if st, _ := e.Raw(t, "PUT", "/v1/assessment-thresholds", e.OpToken, strings.NewReader(`{"thresholds":[]}`), map[string]string{"Content-Type": "application/json"}); st != 403 {
+		t.Errorf("operator set thresholds: %d", st)
+	}
+}

@@ -97,6 +97,7 @@ func assessCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&holdout, "holdout", "", "dataset of rows the model was not trained on (needed for membership inference)")
 	cmd.Flags().StringVar(&report, "report", "", "write the report: .json for JSON, anything else for the HTML page")
 	cmd.Flags().Uint64Var(&seed, "seed", 0, "seed of the attacks")
+	cmd.AddCommand(thresholdsCmd(g))
 	return cmd
 }
 
@@ -183,4 +184,47 @@ func downloadReport(ctx context.Context, c *httpapi.Client, id, path string) err
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// thresholdsCmd shows or sets the tenant's assessment thresholds (MODEL-5).
+func thresholdsCmd(g *globals) *cobra.Command {
+	var reqs []string
+	var clear bool
+	cmd := &cobra.Command{Use: "thresholds [--require 'membership.auc<=0.6']… [--clear]",
+		Short: "Show or set the assessment thresholds that gate promotion to production", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var out httpapi.ThresholdsBody
+			if len(reqs) > 0 || clear {
+				th, err := parseGates(reqs)
+				if err != nil {
+					return err
+				}
+				if err := c.Do(cmd.Context(), "PUT", "/v1/assessment-thresholds", nil, httpapi.ThresholdsBody{Thresholds: th}, &out); err != nil {
+					return err
+				}
+			} else if err := c.Do(cmd.Context(), "GET", "/v1/assessment-thresholds", nil, nil, &out); err != nil {
+				return err
+			}
+			return g.emit(out, func() {
+				if len(out.Thresholds) == 0 {
+					fmt.Fprintln(g.out, "no assessment thresholds: promotion is gated by approval and model gates only")
+					return
+				}
+				for _, t := range out.Thresholds {
+					if t.Min != nil {
+						fmt.Fprintf(g.out, "%s >= %g\n", t.Metric, *t.Min)
+					}
+					if t.Max != nil {
+						fmt.Fprintf(g.out, "%s <= %g\n", t.Metric, *t.Max)
+					}
+				}
+			})
+		}}
+	cmd.Flags().StringArrayVar(&reqs, "require", nil, "METRIC>=X or METRIC<=X (repeat)")
+	cmd.Flags().BoolVar(&clear, "clear", false, "remove every threshold")
+	return cmd
 }
