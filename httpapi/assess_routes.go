@@ -19,7 +19,8 @@ import (
 // CreateAssessmentRequest starts a security assessment of a model version
 // (issue 8, PRIV-1..3).
 type CreateAssessmentRequest struct {
-	ModelID        string   `json:"model_id" maxLength:"80" doc:"Model to assess (the caller must be able to read it)."`
+	ModelID        string   `json:"model_id,omitempty" maxLength:"80" doc:"Model to assess (the caller must be able to read it); with endpoint, defaults to the served model."`
+	Endpoint       string   `json:"endpoint,omitempty" maxLength:"80" doc:"Also attack this endpoint through its API as fresh service-user principals, so its guards are measured."`
 	ModelVersion   int      `json:"model_version,omitempty" minimum:"0" maximum:"1000000000" doc:"0 = the latest version."`
 	Attacks        []string `json:"attacks,omitempty" maxItems:"4" doc:"membership, extraction, evasion, poisoning; default: the first three."`
 	Queries        int      `json:"queries,omitempty" minimum:"0" maximum:"100000" doc:"Extraction budget (100 to 100,000; 0 = 2,000)."`
@@ -63,7 +64,8 @@ func (a *API) RouteAssess(s *service.Service) {
 		"Start a security assessment (membership inference, extraction, evasion, poisoning drill) of a model version", tag)),
 		wrap(log, func(ctx context.Context, in *struct{ Body CreateAssessmentRequest }) (*struct{ Body record.Assessment }, error) {
 			as, err := s.Create(ctx, service.CreateInput{Model: in.Body.ModelID, Version: in.Body.ModelVersion, Attacks: in.Body.Attacks,
-				Queries: in.Body.Queries, Seed: in.Body.Seed, HoldoutID: in.Body.HoldoutID, HoldoutVersion: in.Body.HoldoutVersion})
+				Queries: in.Body.Queries, Seed: in.Body.Seed, HoldoutID: in.Body.HoldoutID, HoldoutVersion: in.Body.HoldoutVersion,
+				Endpoint: in.Body.Endpoint})
 			if err != nil {
 				return nil, err
 			}

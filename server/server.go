@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -22,6 +23,7 @@ import (
 	"github.com/rampart-mlaas/rampart/httpapi"
 	"github.com/rampart-mlaas/rampart/identity"
 	"github.com/rampart-mlaas/rampart/keyring"
+	"github.com/rampart-mlaas/rampart/serving"
 	"github.com/rampart-mlaas/rampart/sqlite"
 )
 
@@ -53,6 +55,10 @@ type Server struct {
 	OperatorToken authn.Token
 
 	closers []func() error
+	serving *serving.Service
+	// selfURL is the base URL of the listener, once Listen has run; the
+	// assessment service attacks endpoints through it (issue 8).
+	selfURL atomic.Pointer[string]
 	wg      sync.WaitGroup
 	stop    chan struct{}
 }
@@ -253,6 +259,7 @@ func (s *Server) Listen() (net.Listener, error) {
 		return nil, err
 	}
 	if !s.cfg.TLS() {
+		s.storeSelfURL(ln)
 		return ln, nil
 	}
 	tc, err := s.tlsConfig()
@@ -260,7 +267,9 @@ func (s *Server) Listen() (net.Listener, error) {
 		ln.Close()
 		return nil, err
 	}
-	return tls.NewListener(ln, tc), nil
+	tln := tls.NewListener(ln, tc)
+	s.storeSelfURL(ln)
+	return tln, nil
 }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully.
@@ -302,3 +311,21 @@ func (s *Server) URL(ln net.Listener) string {
 // SetAddr changes the listen address before Listen (quickstart's fallback
 // to a free port).
 func (s *Server) SetAddr(addr string) { s.cfg.Addr = addr }
+
+// storeSelfURL records how this process reaches its own listener: through
+// loopback when it listens on every address.
+func (s *Server) storeSelfURL(ln net.Listener) {
+	host, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		return
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if s.cfg.TLS() {
+		scheme = "https"
+	}
+	u := scheme + "://" + net.JoinHostPort(host, port)
+	s.selfURL.Store(&u)
+}

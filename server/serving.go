@@ -27,5 +27,6 @@ func openServing(_ context.Context, s *Server) error {
 		s.API.StreamingRoute("POST", p, serving.MaxBody)
 	}
 	s.API.RouteServing(svc)
+	s.serving = svc
 	return nil
 }

@@ -119,6 +119,31 @@ func (s *Service) attack(ctx context.Context, a record.Assessment, v rampart.Mod
 			}
 			ex.Guards = "off"
 			rep.Extraction = append(rep.Extraction, ex)
+			if in.Endpoint != "" && s.endpoints != nil {
+				progress("extraction through the endpoint, guards on")
+				var retire []func()
+				exOn, err := assess.Extraction(ctx, assess.ExtractionConfig{
+					// One fresh service-user principal per strategy: what a
+					// real attacker gets by signing up as a customer.
+					Target: func(ctx context.Context, strategy string) (assess.Oracle, error) {
+						tok, r, err := s.endpoints.Mint(ctx, a.TenantID, "assess-"+a.ID+"-"+strategy)
+						if err != nil {
+							return nil, err
+						}
+						retire = append(retire, r)
+						return &assess.HTTPOracle{Client: s.endpoints.Client, BaseURL: s.endpoints.BaseURL(), Endpoint: in.Endpoint,
+							Token: assess.Token(tok), Space: space}, nil
+					},
+					Space: space, Budgets: budgets, Natural: rows[:half], Eval: eval, EvalLabels: labels, Seed: in.Seed, Progress: progress, Batch: 10})
+				for _, r := range retire {
+					r()
+				}
+				if err != nil {
+					return nil, err
+				}
+				exOn.Guards = "on"
+				rep.Extraction = append(rep.Extraction, exOn)
+			}
 		case "evasion":
 			pool := holdout
 			if pool == nil {

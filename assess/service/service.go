@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -53,7 +54,29 @@ type CreateInput struct {
 	// was not trained on, with the same columns.
 	HoldoutID      string
 	HoldoutVersion int
+	// Endpoint (name or ID in the caller's tenant), when set, is attacked
+	// through its HTTP API as well: extraction then runs with the
+	// endpoint's guards on, as fresh service-user principals (issue 8).
+	Endpoint string
 }
+
+// EndpointAccess lets assessments attack a live endpoint the way a real
+// service user would: over HTTP, authenticated as a freshly minted
+// service-user principal of the endpoint's tenant, so every guard (rate
+// limit, budget, validation, OOD, output policy, extraction monitor) is part
+// of what is measured.
+type EndpointAccess struct {
+	// Resolve returns the endpoint, authorizing the caller (404 otherwise).
+	Resolve func(ctx context.Context, ref string) (rampart.Endpoint, error)
+	// Mint creates a service-user principal in tenant and returns its API
+	// key and a function that disables it afterwards.
+	Mint    func(ctx context.Context, tenantID, name string) (token string, retire func(), err error)
+	BaseURL func() string
+	Client  *http.Client
+}
+
+// SetEndpointAccess enables endpoint assessments.
+func (s *Service) SetEndpointAccess(e *EndpointAccess) { s.endpoints = e }
 
 // Event is one progress message of a running assessment.
 type Event struct {
@@ -75,6 +98,8 @@ type Service struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	endpoints *EndpointAccess
 
 	mu     sync.Mutex
 	events map[string][]Event
@@ -133,6 +158,23 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (record.Assessment
 	if in.Version < 0 || in.HoldoutVersion < 0 {
 		return record.Assessment{}, rampart.Invalid("version", "versions are positive (0: the latest)")
 	}
+	var endpointID string
+	if in.Endpoint != "" {
+		if s.endpoints == nil {
+			return record.Assessment{}, rampart.Invalid("endpoint", "endpoint assessments are not available on this server")
+		}
+		ep, err := s.endpoints.Resolve(ctx, in.Endpoint)
+		if err != nil {
+			return record.Assessment{}, err
+		}
+		if in.Model != "" && in.Model != ep.ModelID {
+			return record.Assessment{}, rampart.Invalid("model_id", "the endpoint serves another model")
+		}
+		in.Model, in.Version, in.Endpoint, endpointID = ep.ModelID, ep.ModelVersion, ep.ID, ep.ID
+	}
+	if in.Model == "" {
+		return record.Assessment{}, rampart.Invalid("model_id", "give model_id or endpoint")
+	}
 	v, err := s.registry.GetVersion(ctx, in.Model, in.Version)
 	if err != nil {
 		return record.Assessment{}, err
@@ -147,7 +189,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (record.Assessment
 		return record.Assessment{}, rampart.Invalid("holdout_dataset_id", "membership inference needs a held-out dataset (rows the model was not trained on)")
 	}
 	a := record.Assessment{ID: rampart.NewID(PrefixAssessment), TenantID: v.TenantID, ModelID: v.ModelID, ModelVersion: v.Version,
-		Attacks: in.Attacks, Status: record.Running, CreatedBy: c.Principal.ID, CreatedAt: s.now().UTC()}
+		Endpoint: endpointID, Attacks: in.Attacks, Status: record.Running, CreatedBy: c.Principal.ID, CreatedAt: s.now().UTC()}
 	ev := rampart.AuditEvent{Time: a.CreatedAt, TenantID: a.TenantID, Principal: c.Principal.ID, Role: c.Principal.Role,
 		Action: "assessment.create", Resource: "assessment/" + a.ID, Allow: true, Outcome: "ok", RequestID: c.RequestID,
 		Digest: v.Digest, Details: map[string]string{"model": v.ModelID, "version": strconv.Itoa(v.Version), "attacks": fmt.Sprint(in.Attacks),

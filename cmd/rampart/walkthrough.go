@@ -479,7 +479,7 @@ func (s *story) compliance(ctx context.Context) error {
 func (s *story) assess(ctx context.Context) error {
 	var a record.Assessment
 	if err := s.works.Do(ctx, "POST", "/v1/assessments", nil, httpapi.CreateAssessmentRequest{ModelID: storyGBDT,
-		Attacks: []string{"extraction", "evasion"}, Queries: 1000, Seed: 1}, &a); err != nil {
+		Attacks: []string{"extraction", "evasion"}, Queries: 1000, Seed: 1, Endpoint: "credit-scoring"}, &a); err != nil {
 		return err
 	}
 	for a.Status == "running" {
