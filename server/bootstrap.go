@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/atomicfile"
 )
 
 // bootstrap creates, on the first start only, the system tenant and the
@@ -58,38 +59,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// writeFileAtomic writes b to path via a temp file, fsync and rename, then
-// fsyncs the directory: after a crash the file is either absent or whole.
+// writeFileAtomic writes b to path atomically (see atomicfile).
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(path, b, mode)
 }

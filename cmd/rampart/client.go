@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/rampart-mlaas/rampart/atomicfile"
 	"github.com/rampart-mlaas/rampart/httpapi"
 	"github.com/spf13/cobra"
 )
@@ -130,29 +131,7 @@ func loginCmd(g *globals) *cobra.Command {
 }
 
 // writePrivate writes a 0600 file atomically.
-func writePrivate(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".cfg-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
+func writePrivate(path string, b []byte) error { return atomicfile.Write(path, b, 0o600) }
 
 // emit prints v as JSON with --json, else calls human.
 func (g *globals) emit(v any, human func()) error {
