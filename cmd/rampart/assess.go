@@ -32,7 +32,7 @@ func assessCmd(g *globals) *cobra.Command {
 	var queries int
 	var seed uint64
 	cmd := &cobra.Command{
-		Use:   "assess MODEL[@VERSION] [--attacks membership,extraction,evasion,poisoning] [--queries N] [--holdout DATASET_ID[@V]] [--report out.html|out.json] [--json]",
+		Use:   "assess ENDPOINT|MODEL[@VERSION] [--attacks membership,extraction,evasion,poisoning] [--queries N] [--holdout DATASET_ID[@V]] [--report out.html|out.json] [--json]",
 		Short: "Assess a model version: membership inference, extraction, evasion, poisoning drill (PRIV-1..3)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -41,11 +41,21 @@ func assessCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// ENDPOINT|MODEL[@VERSION]: an endpoint of the caller's tenant
+			// is attacked through its API (its guards measured) as well.
+			var req httpapi.CreateAssessmentRequest
 			m, v, err := resolveVersion(ctx, c, args[0])
-			if err != nil {
+			if err != nil && !strings.Contains(args[0], "@") {
+				var ep rampart.Endpoint
+				if eerr := c.Do(ctx, "GET", "/v1/endpoints/"+url.PathEscape(args[0]), nil, nil, &ep); eerr != nil {
+					return err
+				}
+				req.Endpoint = ep.ID
+				m.Name, m.ID, v = ep.ModelName, ep.ModelID, ep.ModelVersion
+			} else if err != nil {
 				return err
 			}
-			req := httpapi.CreateAssessmentRequest{ModelID: m.ID, ModelVersion: v, Queries: queries, Seed: seed}
+			req.ModelID, req.ModelVersion, req.Queries, req.Seed = m.ID, v, queries, seed
 			if attacks != "" {
 				req.Attacks = strings.Split(attacks, ",")
 			}
