@@ -15,6 +15,7 @@ import (
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/authn"
 	"github.com/rampart-mlaas/rampart/authz"
+	"github.com/rampart-mlaas/rampart/enforce"
 )
 
 // Service implements the identity API.
@@ -47,53 +48,19 @@ func checkName(field, s string) error {
 	return nil
 }
 
-// guard authorizes caller for action on res and records the decision. For
-// allowed actions it returns a function that records the outcome (errors
-// only; success is already recorded). A failed audit write refuses the
-// action (fail closed).
+// guard authorizes the caller for action on res and records the decision
+// through enforce (AUDIT-3, fail closed). For allowed actions it returns a
+// function that records a failed outcome.
 func (s *Service) guard(ctx context.Context, action authz.Action, res authz.Resource, details map[string]string) (rampart.Caller, func(error) error, error) {
-	c, ok := rampart.CallerFrom(ctx)
-	if !ok {
-		return c, nil, rampart.ErrUnauthenticated
+	c, o, err := (&enforce.Recorder{Audit: s.audit, Now: s.now}).Guard(ctx, action, res, details)
+	if err != nil {
+		return c, nil, err
 	}
-	d := authz.Decide(c.Principal, action, res)
-	ev := rampart.AuditEvent{
-		Time: s.now().UTC(), TenantID: c.Principal.TenantID, Principal: c.Principal.ID, Role: c.Principal.Role,
-		Action: string(action), Resource: res.Kind + "/" + res.ID, Allow: d.Allow, Reason: d.Reason,
-		RequestID: c.RequestID, Details: details,
-	}
-	if !d.Allow {
-		ev.Outcome = string(rampart.ErrorCode(d.Err(res.Kind)))
-		if err := s.audit.Record(ctx, ev); err != nil {
-			return c, nil, unavailable(err)
-		}
-		return c, nil, d.Err(res.Kind)
-	}
-	ev.Outcome = "ok"
-	if err := s.audit.Record(ctx, ev); err != nil {
-		return c, nil, unavailable(err)
-	}
-	done := func(err error) error {
-		if err == nil {
-			return nil
-		}
-		ev.Outcome = string(rampart.ErrorCode(err))
-		ev.Time = s.now().UTC()
-		if aerr := s.audit.Record(ctx, ev); aerr != nil {
-			return errors.Join(err, unavailable(aerr))
-		}
-		return err
-	}
-	return c, done, nil
+	return c, func(err error) error { return o.Done(ctx, err) }, nil
 }
 
-func unavailable(err error) error {
-	return &rampart.Error{Code: rampart.CodeUnavailable, Message: "audit log unavailable; action refused", Err: err}
-}
-
-// notFoundAsForeign loads an object; a missing object is reported exactly
-// like a foreign one, after the same authorization path, so timing and
-// answers do not tell them apart (TEN-1).
+// missing is the answer for an absent object: the same 404 a foreign
+// object gets (TEN-1).
 func missing(kind string) error {
 	return &rampart.Error{Code: rampart.CodeNotFound, Message: kind + " not found"}
 }

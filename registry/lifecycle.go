@@ -59,7 +59,7 @@ func (s *Service) Import(ctx context.Context, in ImportInput) (rampart.ModelVers
 	if err != nil {
 		return rampart.ModelVersion{}, err
 	}
-	a.ev.Digest = "sha256:" + got
+	a.Event.Digest = "sha256:" + got
 	// SUP-3: only the pinned bytes are accepted.
 	if got != want {
 		return rampart.ModelVersion{}, s.refuse(ctx, a, "SUP-3: digest mismatch",
@@ -68,9 +68,9 @@ func (s *Service) Import(ctx context.Context, in ImportInput) (rampart.ModelVers
 	// MODEL-2: allow-list by content.
 	det := Sniff(in.Data)
 	if det.Format == "" {
-		d := maps.Clone(a.ev.Details)
+		d := maps.Clone(a.Event.Details)
 		d["detected"] = det.Kind
-		a.ev.Details = d
+		a.Event.Details = d
 		return rampart.ModelVersion{}, s.refuse(ctx, a, "MODEL-2: rejected "+det.Kind, rampart.Invalid("model", "%s", det.Reason))
 	}
 	if in.Format != "" && in.Format != det.Format {
@@ -228,7 +228,7 @@ func (s *Service) SetGates(ctx context.Context, id string, gates []rampart.GateS
 		gates = []rampart.GateSpec{}
 	}
 	if err := s.store.SetModelGates(ctx, m.TenantID, m.ID, gates); err != nil {
-		return rampart.Model{}, a.done(ctx, err)
+		return rampart.Model{}, a.Done(ctx, err)
 	}
 	m.Gates = gates
 	return m, nil
@@ -259,7 +259,7 @@ func (s *Service) Promote(ctx context.Context, id string, version int, to rampar
 	}
 	r, err := s.versionOf(ctx, m, version)
 	if err != nil {
-		return rampart.ModelVersion{}, a.done(ctx, err)
+		return rampart.ModelVersion{}, a.Done(ctx, err)
 	}
 	var from rampart.Stage
 	switch to {
@@ -268,7 +268,7 @@ func (s *Service) Promote(ctx context.Context, id string, version int, to rampar
 	case rampart.StageProduction:
 		from = rampart.StageStaging
 	default:
-		return rampart.ModelVersion{}, a.done(ctx, rampart.Invalid("stage", "promote to staging or production (rollback restores an earlier production version)"))
+		return rampart.ModelVersion{}, a.Done(ctx, rampart.Invalid("stage", "promote to staging or production (rollback restores an earlier production version)"))
 	}
 	if r.Stage != from {
 		return rampart.ModelVersion{}, s.refuse(ctx, a, "MODEL-5: wrong stage",
@@ -277,7 +277,7 @@ func (s *Service) Promote(ctx context.Context, id string, version int, to rampar
 	if to == rampart.StageProduction {
 		aps, err := s.store.ListApprovals(ctx, m.TenantID, m.ID, r.Version)
 		if err != nil {
-			return rampart.ModelVersion{}, a.done(ctx, err)
+			return rampart.ModelVersion{}, a.Done(ctx, err)
 		}
 		approved := false
 		for _, ap := range aps {
@@ -291,11 +291,11 @@ func (s *Service) Promote(ctx context.Context, id string, version int, to rampar
 				rampart.Errorf(rampart.CodeForbidden, "promotion to production needs an approval by a second principal (not the promoter or the registrant) (MODEL-5)"))
 		}
 		if _, err := s.Load(ctx, m.TenantID, m.ID, r.Version); err != nil {
-			return rampart.ModelVersion{}, a.done(ctx, err)
+			return rampart.ModelVersion{}, a.Done(ctx, err)
 		}
 		var card Card
 		if err := json.Unmarshal(r.Card, &card); err != nil {
-			return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: card: %w", err))
+			return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: card: %w", err))
 		}
 		gates := append([]Gate(nil), s.gates...)
 		for _, gs := range m.Gates {
@@ -309,7 +309,7 @@ func (s *Service) Promote(ctx context.Context, id string, version int, to rampar
 		}
 	}
 	if err := s.store.SetStage(ctx, m.TenantID, m.ID, r.Version, from, to); err != nil {
-		return rampart.ModelVersion{}, a.done(ctx, err)
+		return rampart.ModelVersion{}, a.Done(ctx, err)
 	}
 	r.Stage = to
 	if to == rampart.StageProduction {
@@ -327,7 +327,7 @@ func (s *Service) Approve(ctx context.Context, id string, version int) (rampart.
 	}
 	r, err := s.versionOf(ctx, m, version)
 	if err != nil {
-		return rampart.ModelApproval{}, a.done(ctx, err)
+		return rampart.ModelApproval{}, a.Done(ctx, err)
 	}
 	if r.CreatedBy == c.Principal.ID {
 		return rampart.ModelApproval{}, s.refuse(ctx, a, "MODEL-5: self-approval",
@@ -339,7 +339,7 @@ func (s *Service) Approve(ctx context.Context, id string, version int) (rampart.
 	}
 	ap := rampart.ModelApproval{ModelID: m.ID, Version: r.Version, Principal: c.Principal.ID, CreatedAt: s.now().UTC()}
 	if err := s.store.AddApproval(ctx, m.TenantID, ap); err != nil {
-		return rampart.ModelApproval{}, a.done(ctx, err)
+		return rampart.ModelApproval{}, a.Done(ctx, err)
 	}
 	return ap, nil
 }
@@ -357,7 +357,7 @@ func (s *Service) Rollback(ctx context.Context, id string, to int) (rampart.Mode
 		for v := m.ProductionVersion - 1; v >= 1 && to == 0; v-- {
 			r, err := s.store.GetModelVersion(ctx, m.TenantID, m.ID, v)
 			if err != nil {
-				return rampart.ModelVersion{}, a.done(ctx, err)
+				return rampart.ModelVersion{}, a.Done(ctx, err)
 			}
 			if r.WasProduction && r.Stage == rampart.StageArchived {
 				to = v
@@ -370,17 +370,17 @@ func (s *Service) Rollback(ctx context.Context, id string, to int) (rampart.Mode
 	}
 	r, err := s.versionOf(ctx, m, to)
 	if err != nil {
-		return rampart.ModelVersion{}, a.done(ctx, err)
+		return rampart.ModelVersion{}, a.Done(ctx, err)
 	}
 	if !r.WasProduction || r.Stage != rampart.StageArchived {
 		return rampart.ModelVersion{}, s.refuse(ctx, a, "MODEL-6: not a former production version",
 			rampart.Errorf(rampart.CodeConflict, "version %d never served production (or serves it now); promote it instead", r.Version))
 	}
 	if _, err := s.Load(ctx, m.TenantID, m.ID, r.Version); err != nil {
-		return rampart.ModelVersion{}, a.done(ctx, err)
+		return rampart.ModelVersion{}, a.Done(ctx, err)
 	}
 	if err := s.store.SetStage(ctx, m.TenantID, m.ID, r.Version, rampart.StageArchived, rampart.StageProduction); err != nil {
-		return rampart.ModelVersion{}, a.done(ctx, err)
+		return rampart.ModelVersion{}, a.Done(ctx, err)
 	}
 	r.Stage = rampart.StageProduction
 	return r.ModelVersion, nil
@@ -397,20 +397,20 @@ func (s *Service) GrantExport(ctx context.Context, id, principalID string, ttl t
 		return rampart.ExportGrant{}, err
 	}
 	if !rampart.ValidID(rampart.PrefixPrincipal, principalID) {
-		return rampart.ExportGrant{}, a.done(ctx, missing("principal"))
+		return rampart.ExportGrant{}, a.Done(ctx, missing("principal"))
 	}
 	p, err := s.principals.GetPrincipal(ctx, principalID)
 	if errors.Is(err, rampart.ErrNotFound) || err == nil && p.TenantID != m.TenantID {
-		return rampart.ExportGrant{}, a.done(ctx, missing("principal"))
+		return rampart.ExportGrant{}, a.Done(ctx, missing("principal"))
 	} else if err != nil {
-		return rampart.ExportGrant{}, a.done(ctx, err)
+		return rampart.ExportGrant{}, a.Done(ctx, err)
 	}
 	if p.ID == c.Principal.ID {
 		return rampart.ExportGrant{}, s.refuse(ctx, a, "MODEL-4: self-grant",
 			rampart.Errorf(rampart.CodeForbidden, "an export grant must come from another principal (MODEL-4)"))
 	}
 	if !authz.Allowed(p.Role, authz.ModelExport, authz.Own) {
-		return rampart.ExportGrant{}, a.done(ctx, rampart.Invalid("principal_id", "role %s cannot export models", p.Role))
+		return rampart.ExportGrant{}, a.Done(ctx, rampart.Invalid("principal_id", "role %s cannot export models", p.Role))
 	}
 	g := rampart.ExportGrant{ID: rampart.NewID(rampart.PrefixExportGrant), TenantID: m.TenantID, ModelID: m.ID, PrincipalID: p.ID,
 		GrantedBy: c.Principal.ID, CreatedAt: s.now().UTC()}
@@ -419,7 +419,7 @@ func (s *Service) GrantExport(ctx context.Context, id, principalID string, ttl t
 		g.ExpiresAt = &exp
 	}
 	if err := s.store.CreateExportGrant(ctx, g); err != nil {
-		return rampart.ExportGrant{}, a.done(ctx, err)
+		return rampart.ExportGrant{}, a.Done(ctx, err)
 	}
 	return g, nil
 }
@@ -431,7 +431,7 @@ func (s *Service) ListExportGrants(ctx context.Context, id string) ([]rampart.Ex
 		return nil, err
 	}
 	gs, err := s.store.ListExportGrants(ctx, m.TenantID, m.ID)
-	return gs, a.done(ctx, err)
+	return gs, a.Done(ctx, err)
 }
 
 // RevokeExportGrant revokes an export grant; it stops working at once.
@@ -441,18 +441,18 @@ func (s *Service) RevokeExportGrant(ctx context.Context, id, grantID string) err
 		return err
 	}
 	if !rampart.ValidID(rampart.PrefixExportGrant, grantID) {
-		return a.done(ctx, missing("export grant"))
+		return a.Done(ctx, missing("export grant"))
 	}
 	gs, err := s.store.ListExportGrants(ctx, m.TenantID, m.ID)
 	if err != nil {
-		return a.done(ctx, err)
+		return a.Done(ctx, err)
 	}
 	for _, g := range gs {
 		if g.ID == grantID {
-			return a.done(ctx, s.store.RevokeExportGrant(ctx, m.TenantID, grantID, s.now().UTC()))
+			return a.Done(ctx, s.store.RevokeExportGrant(ctx, m.TenantID, grantID, s.now().UTC()))
 		}
 	}
-	return a.done(ctx, missing("export grant"))
+	return a.Done(ctx, missing("export grant"))
 }
 
 // Exported is an exported version: the artifact with its attestation, for
@@ -473,7 +473,7 @@ func (s *Service) Export(ctx context.Context, id string, version int) (Exported,
 	}
 	gs, err := s.store.ListExportGrants(ctx, m.TenantID, m.ID)
 	if err != nil {
-		return Exported{}, a.done(ctx, err)
+		return Exported{}, a.Done(ctx, err)
 	}
 	grant := ""
 	for _, g := range gs {
@@ -488,13 +488,13 @@ func (s *Service) Export(ctx context.Context, id string, version int) (Exported,
 	}
 	r, err := s.versionOf(ctx, m, version)
 	if err != nil {
-		return Exported{}, a.done(ctx, err)
+		return Exported{}, a.Done(ctx, err)
 	}
 	_, artifact, err := s.load(ctx, m.TenantID, m.ID, r.Version)
 	if err != nil {
-		return Exported{}, a.done(ctx, err)
+		return Exported{}, a.Done(ctx, err)
 	}
-	ev := a.ev
+	ev := a.Event
 	ev.Action, ev.Resource, ev.Digest, ev.Time = "model.export.done", fmt.Sprintf("model/%s@%d", m.ID, r.Version), r.Digest, s.now().UTC()
 	ev.Details = map[string]string{"grant": grant, "version": fmt.Sprint(r.Version)}
 	if err := s.audit.Record(ctx, ev); err != nil {

@@ -181,7 +181,7 @@ func (s *Service) Verify(ctx context.Context, id string, version int) (VerifyRes
 	}
 	r, err := s.versionOf(ctx, m, version)
 	if err != nil {
-		return VerifyResult{}, a.done(ctx, err)
+		return VerifyResult{}, a.Done(ctx, err)
 	}
 	_, _, err = s.load(ctx, m.TenantID, m.ID, r.Version)
 	res := VerifyResult{Verified: err == nil, Digest: r.Digest, KeyID: r.KeyID}

@@ -221,18 +221,18 @@ func (s *Service) register(ctx context.Context, a *audited, owner rampart.Princi
 	digest := "sha256:" + hexDigest
 	key, err := s.keys.SigningKey(ctx, SigningKeyName)
 	if err != nil {
-		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: signing key: %w", err))
+		return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: signing key: %w", err))
 	}
 	st := &signer.Statement{Type: signer.StatementType, PredicateType: signer.PredicateSLSAv1,
 		Subject:   []signer.Subject{{Name: name, Digest: map[string]string{"sha256": hexDigest}}},
 		Predicate: signer.Provenance{BuildDefinition: bd, RunDetails: signer.RunDetails{Builder: signer.Builder{ID: signer.BuilderID, Version: map[string]string{"rampart": s.platform}}, Metadata: md}}}
 	payload, err := st.Marshal()
 	if err != nil {
-		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: statement: %w", err))
+		return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: statement: %w", err))
 	}
 	env, err := signer.Sign(key, signer.PayloadTypeInToto, payload).Marshal()
 	if err != nil {
-		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: envelope: %w", err))
+		return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: envelope: %w", err))
 	}
 
 	// Seal the artifact first under a fresh random reference: nothing can
@@ -242,11 +242,11 @@ func (s *Service) register(ctx context.Context, a *audited, owner rampart.Princi
 	ref := artifactRef(owner.TenantID, artifactID)
 	sealed, err := s.barrier.PutBytes(ctx, ref, artifact)
 	if err != nil {
-		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: seal artifact: %w", err))
+		return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: seal artifact: %w", err))
 	}
 	if sealed.Digest != hexDigest {
 		_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
-		return rampart.ModelVersion{}, a.done(ctx, fmt.Errorf("registry: sealed digest differs"))
+		return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: sealed digest differs"))
 	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
@@ -257,7 +257,7 @@ func (s *Service) register(ctx context.Context, a *audited, owner rampart.Princi
 		if err == nil || !errors.Is(err, rampart.ErrConflict) || attempt == 4 {
 			if err != nil {
 				_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
-				return rampart.ModelVersion{}, a.done(ctx, err)
+				return rampart.ModelVersion{}, a.Done(ctx, err)
 			}
 			return v, nil
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/authz"
 	"github.com/rampart-mlaas/rampart/barrier"
+	"github.com/rampart-mlaas/rampart/enforce"
 	"github.com/rampart-mlaas/rampart/keyring"
 )
 
@@ -99,68 +100,33 @@ func missing(kind string) error {
 	return &rampart.Error{Code: rampart.CodeNotFound, Message: kind + " not found"}
 }
 
-func unavailable(err error) error {
-	return &rampart.Error{Code: rampart.CodeUnavailable, Message: "audit log unavailable; action refused", Err: err}
-}
+func unavailable(err error) error { return enforce.Unavailable(err) }
 
 func modelResource(m rampart.Model) authz.Resource {
 	return authz.Resource{Kind: "model", ID: m.ID, TenantID: m.TenantID}
 }
 
-// audited is one guarded action: the decision is recorded before acting,
-// and done records a failed outcome.
-type audited struct {
-	s  *Service
-	ev rampart.AuditEvent
-}
+// audited is one guarded, recorded action (see enforce).
+type audited = enforce.Outcome
 
-func (a *audited) done(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	a.ev.Outcome = string(rampart.ErrorCode(err))
-	a.ev.Time = a.s.now().UTC()
-	if aerr := a.s.audit.Record(ctx, a.ev); aerr != nil {
-		return errors.Join(err, unavailable(aerr))
-	}
-	return err
-}
+// recorder applies decisions through enforce with this service's clock.
+func (s *Service) recorder() *enforce.Recorder { return &enforce.Recorder{Audit: s.audit, Now: s.now} }
 
 // guard authorizes the caller in ctx for action on res and records the
 // decision (AUDIT-3, fail closed).
 func (s *Service) guard(ctx context.Context, action authz.Action, res authz.Resource, details map[string]string) (rampart.Caller, *audited, error) {
-	c, ok := rampart.CallerFrom(ctx)
-	if !ok {
-		return c, nil, rampart.ErrUnauthenticated
-	}
-	a, err := s.decide(ctx, c.Principal, c.RequestID, action, res, details)
-	return c, a, err
+	return s.recorder().Guard(ctx, action, res, details)
 }
 
 func (s *Service) decide(ctx context.Context, p rampart.Principal, requestID string, action authz.Action, res authz.Resource, details map[string]string) (*audited, error) {
-	d := authz.Decide(p, action, res)
-	ev := rampart.AuditEvent{Time: s.now().UTC(), TenantID: p.TenantID, Principal: p.ID, Role: p.Role,
-		Action: string(action), Resource: res.Kind + "/" + res.ID, Allow: d.Allow, Reason: d.Reason,
-		RequestID: requestID, Details: details}
-	if !d.Allow {
-		ev.Outcome = string(rampart.ErrorCode(d.Err(res.Kind)))
-		if err := s.audit.Record(ctx, ev); err != nil {
-			return nil, unavailable(err)
-		}
-		return nil, d.Err(res.Kind)
-	}
-	ev.Outcome = "ok"
-	if err := s.audit.Record(ctx, ev); err != nil {
-		return nil, unavailable(err)
-	}
-	return &audited{s: s, ev: ev}, nil
+	return s.recorder().Decide(ctx, p, requestID, action, res, details)
 }
 
 // refuse records a refusal that follows an allowed authorization (a failed
 // precondition such as self-approval) and returns err.
 func (s *Service) refuse(ctx context.Context, a *audited, reason string, err error) error {
-	a.ev.Reason = reason
-	return a.done(ctx, err)
+	a.Event.Reason = reason
+	return a.Done(ctx, err)
 }
 
 // model loads a model of the caller's tenant; foreign or missing models
@@ -252,12 +218,12 @@ func (s *Service) ListModels(ctx context.Context, name string, p rampart.Page) (
 			return nil, "", nil
 		}
 		if err != nil {
-			return nil, "", a.done(ctx, err)
+			return nil, "", a.Done(ctx, err)
 		}
 		return []rampart.Model{m}, "", nil
 	}
 	ms, next, err := s.store.ListModels(ctx, c.Principal.TenantID, p)
-	return ms, next, a.done(ctx, err)
+	return ms, next, a.Done(ctx, err)
 }
 
 // GetModel returns one model.
@@ -273,7 +239,7 @@ func (s *Service) ListVersions(ctx context.Context, id string, p rampart.Page) (
 		return nil, "", err
 	}
 	vs, next, err := s.store.ListModelVersions(ctx, m.TenantID, m.ID, p)
-	return vs, next, a.done(ctx, err)
+	return vs, next, a.Done(ctx, err)
 }
 
 // VersionDetail is a version with its approvals.
@@ -290,11 +256,11 @@ func (s *Service) GetVersion(ctx context.Context, id string, version int) (Versi
 	}
 	r, err := s.versionOf(ctx, m, version)
 	if err != nil {
-		return VersionDetail{}, a.done(ctx, err)
+		return VersionDetail{}, a.Done(ctx, err)
 	}
 	aps, err := s.store.ListApprovals(ctx, m.TenantID, m.ID, r.Version)
 	if err != nil {
-		return VersionDetail{}, a.done(ctx, err)
+		return VersionDetail{}, a.Done(ctx, err)
 	}
 	if aps == nil {
 		aps = []rampart.ModelApproval{}
@@ -322,7 +288,7 @@ func (s *Service) GetDocument(ctx context.Context, id string, version int, doc D
 	}
 	r, err := s.versionOf(ctx, m, version)
 	if err != nil {
-		return nil, rampart.ModelVersion{}, a.done(ctx, err)
+		return nil, rampart.ModelVersion{}, a.Done(ctx, err)
 	}
 	if err := s.checkBinding(ctx, r); err != nil {
 		return nil, r.ModelVersion, s.integrityFailure(ctx, c.Principal, c.RequestID, r.ModelVersion, "binding", err)
@@ -335,7 +301,7 @@ func (s *Service) GetDocument(ctx context.Context, id string, version int, doc D
 	case DocAttestation:
 		return r.Attestation, r.ModelVersion, nil
 	}
-	return nil, r.ModelVersion, a.done(ctx, rampart.Invalid("document", "unknown document %q", doc))
+	return nil, r.ModelVersion, a.Done(ctx, rampart.Invalid("document", "unknown document %q", doc))
 }
 
 // PublicKey returns the platform's model-signing public key as PEM, for

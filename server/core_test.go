@@ -336,11 +336,9 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	tn := e.Tenant(t, "acme")
 	dp := e.Actor(t, tn, "dp", rampart.RoleDataProvider)
-	if st, _ := e.Raw(t, "GET", "/metrics", dp.Token, nil, nil); st != 404 {
-		// Platform resources are foreign to tenants: 404, not 403.
-		if st != 403 {
-			t.Errorf("tenant principal reading metrics: %d", st)
-		}
+	// Platform resources are not hidden (they exist for everyone): 403.
+	if st, _ := e.Raw(t, "GET", "/metrics", dp.Token, nil, nil); st != 403 {
+		t.Errorf("tenant principal reading metrics: %d", st)
 	}
 }
 

@@ -61,34 +61,34 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (rampart.Endpoint,
 		return rampart.Endpoint{}, err
 	}
 	if err := CheckName(in.Name); err != nil {
-		return rampart.Endpoint{}, a.done(ctx, err)
+		return rampart.Endpoint{}, a.Done(ctx, err)
 	}
 	pol, err := normPolicy(in.Policy)
 	if err != nil {
-		return rampart.Endpoint{}, a.done(ctx, err)
+		return rampart.Endpoint{}, a.Done(ctx, err)
 	}
 	v := in.Version
 	switch {
 	case v < 0:
-		return rampart.Endpoint{}, a.done(ctx, rampart.Invalid("version", "version must be ≥ 0"))
+		return rampart.Endpoint{}, a.Done(ctx, rampart.Invalid("version", "version must be ≥ 0"))
 	case v == 0 && m.ProductionVersion > 0:
 		v = m.ProductionVersion
 	case v == 0:
 		v = m.LatestVersion
 	}
 	if v == 0 {
-		return rampart.Endpoint{}, a.done(ctx, rampart.Invalid("model", "the model has no version"))
+		return rampart.Endpoint{}, a.Done(ctx, rampart.Invalid("model", "the model has no version"))
 	}
 	now := s.now().UTC()
 	ep := rampart.Endpoint{ID: rampart.NewID(rampart.PrefixEndpoint), TenantID: c.Principal.TenantID, Name: in.Name, ModelID: m.ID,
 		ModelName: m.Name, ModelVersion: v, Policy: pol, CreatedBy: c.Principal.ID, CreatedAt: now, UpdatedAt: now, Generation: 1}
 	sm, err := s.load(ctx, ep)
 	if err != nil {
-		return rampart.Endpoint{}, a.done(ctx, err)
+		return rampart.Endpoint{}, a.Done(ctx, err)
 	}
 	ep.ModelDigest = sm.version.Digest
 	if err := s.store.CreateEndpoint(ctx, ep); err != nil {
-		return rampart.Endpoint{}, a.done(ctx, err)
+		return rampart.Endpoint{}, a.Done(ctx, err)
 	}
 	s.invalidate()
 	return ep, s.record(ctx, c, "endpoint.created", ep, map[string]string{"version": strconv.Itoa(v)})
@@ -142,7 +142,7 @@ func (s *Service) List(ctx context.Context, p rampart.Page) ([]rampart.Endpoint,
 		return nil, "", err
 	}
 	eps, next, err := s.store.ListEndpoints(ctx, c.Principal.TenantID, p)
-	return eps, next, a.done(ctx, err)
+	return eps, next, a.Done(ctx, err)
 }
 
 // Update switches the served version and/or the policy. A new version is
@@ -161,28 +161,28 @@ func (s *Service) Update(ctx context.Context, ref string, in UpdateInput) (rampa
 	next := ep
 	if in.Policy != nil {
 		if next.Policy, err = normPolicy(*in.Policy); err != nil {
-			return ep, a.done(ctx, err)
+			return ep, a.Done(ctx, err)
 		}
 	}
 	if in.Version != nil && *in.Version != ep.ModelVersion {
 		m, err := s.modelOf(ctx, ep.TenantID, ep.ModelID)
 		if err != nil {
-			return ep, a.done(ctx, err)
+			return ep, a.Done(ctx, err)
 		}
 		if *in.Version < 1 || *in.Version > m.LatestVersion {
-			return ep, a.done(ctx, rampart.Invalid("version", "version must be 1..%d", m.LatestVersion))
+			return ep, a.Done(ctx, rampart.Invalid("version", "version must be 1..%d", m.LatestVersion))
 		}
 		next.ModelVersion, next.ModelDigest = *in.Version, ""
 		sm, err := s.load(ctx, next)
 		if err != nil {
-			return ep, a.done(ctx, err)
+			return ep, a.Done(ctx, err)
 		}
 		next.ModelDigest = sm.version.Digest
 	}
 	next.Generation++
 	next.UpdatedAt = s.now().UTC()
 	if err := s.store.UpdateEndpoint(ctx, next); err != nil {
-		return ep, a.done(ctx, err)
+		return ep, a.Done(ctx, err)
 	}
 	s.invalidate()
 	return next, s.record(ctx, c, "endpoint.updated", next, map[string]string{"version": strconv.Itoa(next.ModelVersion),
@@ -196,7 +196,7 @@ func (s *Service) Delete(ctx context.Context, ref string) error {
 		return err
 	}
 	if err := s.store.DeleteEndpoint(ctx, ep.TenantID, ep.ID); err != nil {
-		return a.done(ctx, err)
+		return a.Done(ctx, err)
 	}
 	s.invalidate()
 	s.mu.Lock()
@@ -215,18 +215,18 @@ func (s *Service) Grant(ctx context.Context, ref, toTenant, toPrincipal string) 
 	}
 	switch {
 	case (toTenant == "") == (toPrincipal == ""):
-		return rampart.EndpointGrant{}, a.done(ctx, rampart.Invalid("to", "give exactly one of tenant_id and principal_id"))
+		return rampart.EndpointGrant{}, a.Done(ctx, rampart.Invalid("to", "give exactly one of tenant_id and principal_id"))
 	case toTenant != "" && !rampart.ValidID(rampart.PrefixTenant, toTenant):
-		return rampart.EndpointGrant{}, a.done(ctx, rampart.Invalid("tenant_id", "not a tenant ID"))
+		return rampart.EndpointGrant{}, a.Done(ctx, rampart.Invalid("tenant_id", "not a tenant ID"))
 	case toPrincipal != "" && !rampart.ValidID(rampart.PrefixPrincipal, toPrincipal):
-		return rampart.EndpointGrant{}, a.done(ctx, rampart.Invalid("principal_id", "not a principal ID"))
+		return rampart.EndpointGrant{}, a.Done(ctx, rampart.Invalid("principal_id", "not a principal ID"))
 	case toTenant == ep.TenantID:
-		return rampart.EndpointGrant{}, a.done(ctx, rampart.Invalid("tenant_id", "the endpoint's own tenant needs no grant"))
+		return rampart.EndpointGrant{}, a.Done(ctx, rampart.Invalid("tenant_id", "the endpoint's own tenant needs no grant"))
 	}
 	g := rampart.EndpointGrant{ID: rampart.NewID(rampart.PrefixEndpointGrant), TenantID: ep.TenantID, EndpointID: ep.ID,
 		ToTenant: toTenant, ToPrincipal: toPrincipal, GrantedBy: c.Principal.ID, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateEndpointGrant(ctx, g); err != nil {
-		return g, a.done(ctx, err)
+		return g, a.Done(ctx, err)
 	}
 	s.invalidate()
 	return g, nil
@@ -239,7 +239,7 @@ func (s *Service) Grants(ctx context.Context, ref string) ([]rampart.EndpointGra
 		return nil, err
 	}
 	gs, err := s.store.ListEndpointGrants(ctx, ep.TenantID, ep.ID)
-	return gs, a.done(ctx, err)
+	return gs, a.Done(ctx, err)
 }
 
 // Revoke revokes a grant of the endpoint.
@@ -250,16 +250,16 @@ func (s *Service) Revoke(ctx context.Context, ref, grantID string) error {
 	}
 	gs, err := s.store.ListEndpointGrants(ctx, ep.TenantID, ep.ID)
 	if err != nil {
-		return a.done(ctx, err)
+		return a.Done(ctx, err)
 	}
 	for _, g := range gs {
 		if g.ID == grantID {
 			err := s.store.RevokeEndpointGrant(ctx, ep.TenantID, grantID, s.now().UTC())
 			s.invalidate()
-			return a.done(ctx, err)
+			return a.Done(ctx, err)
 		}
 	}
-	return a.done(ctx, &rampart.Error{Code: rampart.CodeNotFound, Message: "grant not found"})
+	return a.Done(ctx, &rampart.Error{Code: rampart.CodeNotFound, Message: "grant not found"})
 }
 
 var _ = fmt.Sprint

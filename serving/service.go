@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/authz"
+	"github.com/rampart-mlaas/rampart/enforce"
 	"github.com/rampart-mlaas/rampart/guard"
 	"github.com/rampart-mlaas/rampart/keyring"
 	"github.com/rampart-mlaas/rampart/registry"
@@ -213,9 +214,7 @@ func missing() error {
 	return &rampart.Error{Code: rampart.CodeNotFound, Message: "endpoint not found"}
 }
 
-func unavailable(err error) error {
-	return &rampart.Error{Code: rampart.CodeUnavailable, Message: "audit log unavailable; action refused", Err: err}
-}
+func unavailable(err error) error { return enforce.Unavailable(err) }
 
 func resourceOf(ep rampart.Endpoint, granted bool) authz.Resource {
 	r := authz.Resource{Kind: "endpoint", ID: ep.ID, TenantID: ep.TenantID}
@@ -225,47 +224,13 @@ func resourceOf(ep rampart.Endpoint, granted bool) authz.Resource {
 	return r
 }
 
-// audited is an allowed action whose outcome is recorded if it fails.
-type audited struct {
-	s  *Service
-	ev rampart.AuditEvent
-}
-
-func (a *audited) done(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
-	}
-	a.ev.Outcome = string(rampart.ErrorCode(err))
-	a.ev.Time = a.s.now().UTC()
-	if aerr := a.s.audit.Record(ctx, a.ev); aerr != nil {
-		return errors.Join(err, unavailable(aerr))
-	}
-	return err
-}
+// audited is an allowed, recorded action (see enforce).
+type audited = enforce.Outcome
 
 // decide authorizes the caller for action on res and records the decision
 // (fail closed).
 func (s *Service) decide(ctx context.Context, action authz.Action, res authz.Resource, details map[string]string) (rampart.Caller, *audited, error) {
-	c, ok := rampart.CallerFrom(ctx)
-	if !ok {
-		return c, nil, rampart.ErrUnauthenticated
-	}
-	d := authz.Decide(c.Principal, action, res)
-	ev := rampart.AuditEvent{Time: s.now().UTC(), TenantID: c.Principal.TenantID, Principal: c.Principal.ID, Role: c.Principal.Role,
-		Action: string(action), Resource: res.Kind + "/" + res.ID, Allow: d.Allow, Reason: d.Reason, RequestID: c.RequestID,
-		Details: details}
-	if !d.Allow {
-		ev.Outcome = string(rampart.ErrorCode(d.Err(res.Kind)))
-		if err := s.audit.Record(ctx, ev); err != nil {
-			return c, nil, unavailable(err)
-		}
-		return c, nil, d.Err(res.Kind)
-	}
-	ev.Outcome = "ok"
-	if err := s.audit.Record(ctx, ev); err != nil {
-		return c, nil, unavailable(err)
-	}
-	return c, &audited{s: s, ev: ev}, nil
+	return (&enforce.Recorder{Audit: s.audit, Now: s.now}).Guard(ctx, action, res, details)
 }
 
 // invalidate drops every cached endpoint and grant after a local change.
