@@ -19,6 +19,7 @@ import (
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/authn"
 	"github.com/rampart-mlaas/rampart/authz"
+	"github.com/rampart-mlaas/rampart/enforce"
 	"github.com/rampart-mlaas/rampart/identity"
 )
 
@@ -117,20 +118,17 @@ func public(path string) bool {
 // requireAction guards a plain (non-huma) handler with a platform action.
 func (a *API) requireAction(act authz.Action, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := rampart.CallerFrom(r.Context())
-		d := authz.Decide(c.Principal, act, authz.Resource{Kind: "platform"})
-		if err := a.deps.Audit.Record(r.Context(), rampart.AuditEvent{Time: a.deps.Now().UTC(), TenantID: c.Principal.TenantID,
-			Principal: c.Principal.ID, Role: c.Principal.Role, Action: string(act), Resource: "platform/", Allow: d.Allow,
-			Reason: d.Reason, Outcome: outcome(d), RequestID: c.RequestID}); err != nil {
-			writeProblem(w, problemFor(r.Context(), a.deps.Log, &rampart.Error{Code: rampart.CodeUnavailable, Message: "audit log unavailable; action refused", Err: err}))
-			return
-		}
-		if !d.Allow {
-			writeProblem(w, problemFor(r.Context(), a.deps.Log, d.Err("platform")))
+		if _, _, err := a.recorder().Guard(r.Context(), act, authz.Resource{Kind: "platform"}, nil); err != nil {
+			writeProblem(w, problemFor(r.Context(), a.deps.Log, err))
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// recorder applies decisions through enforce (audited, fail closed).
+func (a *API) recorder() *enforce.Recorder {
+	return &enforce.Recorder{Audit: a.deps.Audit, Now: a.deps.Now}
 }
 
 func outcome(d authz.Decision) string {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/authz"
+	"github.com/rampart-mlaas/rampart/enforce"
 )
 
 // MaxThresholds bounds a tenant's assessment thresholds.
@@ -77,18 +78,6 @@ func (s *Service) policyGuard(ctx context.Context, a authz.Action, details map[s
 		return c, rampart.ErrUnauthenticated
 	}
 	res := authz.Resource{Kind: "assessment-thresholds", ID: c.Principal.TenantID, TenantID: c.Principal.TenantID}
-	d := authz.Decide(c.Principal, a, res)
-	ev := rampart.AuditEvent{Time: s.now().UTC(), TenantID: c.Principal.TenantID, Principal: c.Principal.ID, Role: c.Principal.Role,
-		Action: string(a), Resource: "assessment-thresholds/" + c.Principal.TenantID, Allow: d.Allow, Reason: d.Reason,
-		RequestID: c.RequestID, Details: details, Outcome: "ok"}
-	if !d.Allow {
-		ev.Outcome = string(rampart.ErrorCode(d.Err("thresholds")))
-	}
-	if err := s.audit.Record(ctx, ev); err != nil {
-		return c, &rampart.Error{Code: rampart.CodeUnavailable, Message: "audit log unavailable; action refused", Err: err}
-	}
-	if !d.Allow {
-		return c, d.Err("thresholds")
-	}
-	return c, nil
+	c, _, err := (&enforce.Recorder{Audit: s.audit, Now: s.now}).Guard(ctx, a, res, details)
+	return c, err
 }
