@@ -75,6 +75,12 @@ func NewCSVReader(r io.Reader) *CSVReader {
 		MaxColumns: DefaultMaxColumns, line: 1}
 }
 
+// newCSVBytes reads records from b, which is all the input there is.
+func newCSVBytes(b []byte) *CSVReader {
+	return &CSVReader{buf: b, end: len(b), eof: true, MaxField: DefaultMaxFieldBytes,
+		MaxColumns: DefaultMaxColumns, line: 1, Offset: int64(len(b))}
+}
+
 // Row is the index of the last record returned (0 = header).
 func (c *CSVReader) Row() int { return c.row - 1 }
 
@@ -182,45 +188,71 @@ func (c *CSVReader) Read() ([][]byte, error) {
 	return c.fields, nil
 }
 
+// csvSpecial marks the bytes fastRecord must look at: separators, quotes,
+// CR, NUL and non-ASCII (UTF-8 is then checked for the line).
+var csvSpecial = func() (t [256]uint8) {
+	t[','], t['\n'], t['"'], t['\r'], t[0] = 1, 2, 3, 3, 3
+	for b := 0x80; b < 0x100; b++ {
+		t[b] = 4
+	}
+	return t
+}()
+
 // fastRecord splits a record that lies wholly in the buffer and has no
-// quote or stray CR, without copying: one IndexByte for the line end, one
-// UTF-8 check and one NUL check per line. Anything unusual returns nil and
-// the byte-wise reader takes over (and reports errors precisely).
+// quote or stray CR, without copying, in one pass over the bytes (UTF-8 is
+// validated only for lines with non-ASCII bytes). Anything unusual returns
+// nil and the byte-wise reader takes over (and reports errors precisely).
 func (c *CSVReader) fastRecord() [][]byte {
 	chunk := c.buf[c.pos:c.end]
-	i := bytes.IndexByte(chunk, '\n')
-	if i < 0 {
-		return nil
-	}
-	line := chunk[:i]
-	if len(line) > 0 && line[len(line)-1] == '\r' {
-		line = line[:len(line)-1]
-	}
-	if bytes.IndexByte(line, '"') >= 0 || bytes.IndexByte(line, '\r') >= 0 || bytes.IndexByte(line, 0) >= 0 || !utf8.Valid(line) {
-		return nil
-	}
-	c.fields = c.fields[:0]
-	st := 0
-	for j, b := range line {
-		if b == ',' {
-			c.fields = append(c.fields, line[st:j:j])
-			st = j + 1
+	fields := c.fields[:0]
+	st, ascii := 0, true
+	for j := 0; j < len(chunk); j++ {
+		k := csvSpecial[chunk[j]]
+		if k == 0 {
+			continue
 		}
+		switch k {
+		case 1:
+			fields = append(fields, chunk[st:j:j])
+			st = j + 1
+			continue
+		case 4:
+			ascii = false
+			continue
+		case 3:
+			// CRLF ends the line; any other CR, a quote or NUL: slow path.
+			if chunk[j] != '\r' || j+1 >= len(chunk) || chunk[j+1] != '\n' {
+				c.fields = fields
+				return nil
+			}
+			fields = append(fields, chunk[st:j:j])
+			return c.fastEnd(fields, chunk[:j], j+2, ascii)
+		}
+		// '\n'
+		fields = append(fields, chunk[st:j:j])
+		return c.fastEnd(fields, chunk[:j], j+1, ascii)
 	}
-	c.fields = append(c.fields, line[st:len(line):len(line)])
-	if len(c.fields) > c.MaxColumns {
+	c.fields = fields
+	return nil
+}
+
+func (c *CSVReader) fastEnd(fields [][]byte, line []byte, n int, ascii bool) [][]byte {
+	c.fields = fields
+	if len(fields) > c.MaxColumns || !ascii && !utf8.Valid(line) {
 		return nil
 	}
-	for _, f := range c.fields {
-		if len(f) > c.MaxField {
-			return nil
+	if len(line) > c.MaxField {
+		for _, f := range fields {
+			if len(f) > c.MaxField {
+				return nil
+			}
 		}
 	}
 	c.rawLine = line
-	c.pos += i + 1
+	c.pos += n
 	c.line++
 	c.row++
-	return c.fields
+	return fields
 }
 
 // readField reads one field; end reports whether it ended the record.

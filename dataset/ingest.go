@@ -1,14 +1,18 @@
 package dataset
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
-	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/rampart-mlaas/rampart"
 )
@@ -68,7 +72,8 @@ type Sample struct {
 
 // source yields records. raw returns the current record either as its
 // line, fields separated by single commas (ends nil), or as the fields'
-// bytes concatenated with their end offsets.
+// bytes concatenated with their end offsets. pos is the record's row and
+// line, relative to the start of the source's piece.
 type source interface {
 	next() ([][]byte, error)
 	raw() ([]byte, []int)
@@ -91,6 +96,17 @@ func (s csvSource) pos() (int, int) { return s.r.Row(), s.r.Line() }
 // the bytes to be sealed into sink (the exact upload for CSV; canonical CSV
 // for Parquet). Memory is bounded whatever the input size (DATA-4). Any
 // error means the upload must be discarded: the caller shreds what sink got.
+//
+// CSV is split into pieces of about a MiB at record boundaries (a newline
+// outside quotes) and the pieces are parsed and profiled by one worker per
+// CPU, each into its own statistics shard; the shards are merged at the
+// end. Everything that depends on order — row and line numbers in errors,
+// violations and PII rows, duplicate detection, the first error — is done
+// by a merger that takes the pieces' results in file order, so reports and
+// errors are those of a sequential pass. A piece boundary is only trusted
+// while every earlier piece parsed cleanly, which makes it a true record
+// boundary; a record that does not end within a MiB switches the rest of
+// the upload to one streaming reader (bounded memory for a 100 MB field).
 func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Result, error) {
 	if opt.MaxFieldBytes <= 0 {
 		opt.MaxFieldBytes = DefaultMaxFieldBytes
@@ -110,16 +126,15 @@ func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Res
 	if opt.ScreenRows <= 0 {
 		opt.ScreenRows = DefaultScreenRows
 	}
-	var src source
+	in := newIngestion(ctx, opt)
+	defer in.close()
 	var flush func() error
-	var size func() int64
 	switch opt.Format {
 	case FormatCSV, "":
 		opt.Format = FormatCSV
-		cr := NewCSVReader(io.TeeReader(r, sink))
-		cr.MaxField, cr.MaxColumns = opt.MaxFieldBytes, opt.MaxColumns
-		src = csvSource{cr}
-		size = func() int64 { return cr.Offset }
+		in.opt.Format = FormatCSV
+		in.start(runtime.GOMAXPROCS(0))
+		go in.produce(r, sink)
 	case FormatParquet:
 		ps, err := openParquet(r, opt.MaxParquetBytes, opt.MaxColumns, opt.MaxFieldBytes)
 		if err != nil {
@@ -127,19 +142,39 @@ func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Res
 		}
 		w := NewCSVWriter(sink)
 		ps.out = w
-		src = ps
 		flush = w.Flush
-		size = func() int64 { return ps.size }
+		in.size = ps.size
+		in.start(1)
+		pc := &piece{first: true, src: ps, out: make(chan *pieceOut, 4), info: &pieceInfo{}}
+		in.work <- pc
+		in.order <- pc
+		close(in.work)
+		close(in.order)
 	default:
 		return nil, invalid("format", "format must be csv or parquet")
 	}
-	hdr, err := src.next()
-	if errors.Is(err, io.EOF) {
-		return nil, invalid("body", "the file is empty: a header row is required")
-	}
+	res, err := in.merge()
 	if err != nil {
-		return nil, parseErr(err, nil)
+		return nil, err
 	}
+	if flush != nil {
+		if err := flush(); err != nil {
+			return nil, fmt.Errorf("ingest: write: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// setup is what the header row fixes; workers share it read-only.
+type setup struct {
+	header   []string
+	label    int
+	checks   []*checker
+	declared []*Column
+	seed     maphash.Seed
+}
+
+func newSetup(hdr [][]byte, opt Options) (*setup, error) {
 	header := make([]string, len(hdr))
 	seen := map[string]int{}
 	for i, h := range hdr {
@@ -153,16 +188,15 @@ func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Res
 		}
 		seen[header[i]] = i
 	}
-	label := -1
+	st := &setup{header: header, label: -1, seed: maphash.MakeSeed(),
+		checks: make([]*checker, len(header)), declared: make([]*Column, len(header))}
 	if opt.Label != "" {
 		i, ok := seen[opt.Label]
 		if !ok {
 			return nil, invalid("label", "label column %q does not exist in the header", opt.Label)
 		}
-		label = i
+		st.label = i
 	}
-	checks := make([]*checker, len(header))
-	declared := make([]*Column, len(header))
 	if opt.Schema != nil {
 		for i := range opt.Schema.Columns {
 			c := &opt.Schema.Columns[i]
@@ -170,71 +204,598 @@ func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Res
 			if !ok {
 				return nil, invalid("schema", "declared column %q is not in the header", c.Name)
 			}
-			checks[j], declared[j] = newChecker(*c), c
+			st.checks[j], st.declared[j] = newChecker(*c), c
 		}
 		for i, h := range header {
-			if checks[i] == nil {
+			if st.checks[i] == nil {
 				return nil, parseErr(&ParseError{Row: 0, Line: 1, Column: i + 1, ColumnName: h, Msg: "column is not in the declared schema"}, nil)
 			}
 		}
 	}
-	p := newProfiler(header, label, opt.Seed)
-	seed := maphash.MakeSeed()
-	rng := rand.New(rand.NewPCG(opt.Seed, 42))
-	var sample *Sample
-	var sampleBytes int64
-	if label >= 0 {
-		sample = &Sample{Header: header}
+	return st, nil
+}
+
+const (
+	blockSize       = 1 << 20 // bytes read per piece
+	streamBatchRows = 4096    // rows per result batch of a streamed piece
+)
+
+// ingestion is one Ingest run: a producer reading and splitting the
+// upload, workers parsing and profiling pieces, and the merger (Ingest's
+// goroutine) consuming the pieces' results in order.
+type ingestion struct {
+	ctx     context.Context
+	opt     Options
+	stop    chan struct{} // closed when Ingest returns
+	stopped atomic.Bool
+	sinkMu  sync.Mutex
+	work    chan *piece // to the workers
+	order   chan *piece // to the merger, in file order
+	wg      sync.WaitGroup
+	shards  []*shard
+
+	hdrReady chan struct{} // closed once st is set or the header failed
+	st       *setup
+
+	size int64 // bytes read; final when order is closed
+
+	free    chan *block
+	nblocks int
+	maxBlks int
+}
+
+func newIngestion(ctx context.Context, opt Options) *ingestion {
+	return &ingestion{ctx: ctx, opt: opt, stop: make(chan struct{}), hdrReady: make(chan struct{})}
+}
+
+func (in *ingestion) start(workers int) {
+	workers = max(1, min(workers, 16))
+	in.maxBlks = 2*workers + 2
+	in.free = make(chan *block, in.maxBlks)
+	in.work = make(chan *piece, in.maxBlks)
+	in.order = make(chan *piece, in.maxBlks+1)
+	for range workers {
+		sh := &shard{}
+		in.shards = append(in.shards, sh)
+		in.wg.Add(1)
+		go in.worker(sh)
 	}
-	var viol []Violation
-	var nviol int64
-	// Parsing (and the copy to sink) runs in its own goroutine, a batch of
-	// rows ahead of profiling: the two overlap on separate cores, with at
-	// most readAhead batches (a few MiB) in flight.
-	stop := make(chan struct{})
-	defer close(stop)
-	batches := readBatches(ctx, src, header, label, seed, opt.MaxRows, stop)
-	rec := make([][]byte, len(header))
-	for b := range batches {
-		for r := range b.rows {
-			row, line := int64(b.rows[r]), int64(b.lines[r])
-			off := r * len(header)
-			st := 0
-			if off > 0 {
-				st = b.ends[off-1]
+}
+
+func (in *ingestion) close() {
+	in.sinkMu.Lock()
+	in.stopped.Store(true)
+	in.sinkMu.Unlock()
+	close(in.stop)
+}
+
+// block is a read buffer shared by the piece parsed from it, the sink
+// write and the carried-over tail; the last release recycles it.
+type block struct {
+	buf  []byte
+	refs atomic.Int32
+	in   *ingestion
+}
+
+func (b *block) release() {
+	if b.refs.Add(-1) == 0 {
+		select {
+		case b.in.free <- b:
+		default:
+		}
+	}
+}
+
+func (in *ingestion) getBlock() *block {
+	select {
+	case b := <-in.free:
+		return b
+	default:
+	}
+	if in.nblocks < in.maxBlks {
+		in.nblocks++
+		return &block{buf: make([]byte, 2*blockSize), in: in}
+	}
+	select {
+	case b := <-in.free:
+		return b
+	case <-in.stop:
+		return nil
+	}
+}
+
+// piece is a run of whole records (data, from blk), or a streamed source
+// (src) that runs to the end of the upload.
+type piece struct {
+	idx   uint64
+	data  []byte
+	blk   *block
+	src   source
+	first bool // starts with the header row
+	out   chan *pieceOut
+	info  *pieceInfo
+}
+
+// pieceInfo is where a piece's rows start, set by the merger when it
+// reaches the piece (read only after all pieces are merged).
+type pieceInfo struct{ rowOff int64 }
+
+// pieceOut is a batch of a piece's results; row and line numbers in it are
+// relative to the piece.
+type pieceOut struct {
+	rows   int64 // data rows parsed cleanly
+	lines  int64 // lines consumed (last batch of a piece)
+	fh, lh []uint64
+	viol   []Violation
+	nviol  int64
+	pii    []piiRow
+	err    error
+	last   bool
+}
+
+type piiRow struct {
+	col int32
+	row int64
+}
+
+// send hands p to the workers and the merger.
+func (in *ingestion) send(p *piece) bool {
+	select {
+	case in.order <- p:
+	case <-in.stop:
+		return false
+	}
+	if p.src == nil && p.data == nil && p.blk == nil {
+		return true // a result-only piece (an error)
+	}
+	select {
+	case in.work <- p:
+		return true
+	case <-in.stop:
+		return false
+	}
+}
+
+// fail ends the upload with err after everything read before.
+func (in *ingestion) fail(idx uint64, err error) {
+	out := make(chan *pieceOut, 1)
+	out <- &pieceOut{err: err, last: true}
+	in.send(&piece{idx: idx, out: out, info: &pieceInfo{}})
+}
+
+// lastCut returns the length of the longest prefix of data that ends with
+// a newline outside quotes, or 0. Quote parity is counted from the start
+// of data, which starts at a record boundary: in RFC 4180 text a newline
+// is inside a quoted field exactly when an odd number of quotes precede it
+// (an escaped quote is two). Malformed text can make the parity wrong, but
+// it then fails to parse in this piece, before the cut, and nothing after
+// it is used.
+func lastCut(data []byte) int {
+	q := bytes.Count(data, []byte{'"'})
+	end := len(data)
+	for {
+		i := bytes.LastIndexByte(data[:end], '\n')
+		if i < 0 {
+			return 0
+		}
+		q -= bytes.Count(data[i+1:end], []byte{'"'})
+		if q%2 == 0 {
+			return i + 1
+		}
+		end = i
+	}
+}
+
+// produce reads the upload in blocks, copies them to sink and cuts them
+// into pieces at record boundaries.
+func (in *ingestion) produce(r io.Reader, sink io.Writer) {
+	defer close(in.work)
+	defer close(in.order)
+	var carry []byte
+	var carryBlk *block
+	first := true
+	for idx := uint64(0); ; idx++ {
+		b := in.getBlock()
+		if b == nil {
+			return
+		}
+		n := copy(b.buf, carry) // at most blockSize
+		if carryBlk != nil {
+			carryBlk.release()
+			carryBlk, carry = nil, nil
+		}
+		m, err := io.ReadFull(r, b.buf[n:n+blockSize])
+		in.size += int64(m)
+		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !eof {
+			in.fail(idx, fmt.Errorf("read input: %w", err))
+			return
+		}
+		data, fresh := b.buf[:n+m], b.buf[n:n+m]
+		cut := len(data)
+		if !eof {
+			cut = lastCut(data)
+		}
+		if cut == 0 && !eof {
+			b.refs.Store(2) // the sink write, the carry or the stream
+			if !in.write(sink, fresh, idx) {
+				return
 			}
-			for i := range rec {
-				e := b.ends[off+i]
-				rec[i] = b.data[st:e:e]
-				st = e
+			b.release()
+			if n == 0 {
+				carry, carryBlk = data, b
+				continue
 			}
-			for i, f := range rec {
-				if checks[i] != nil {
-					if why := checks[i].check(f); why != "" {
-						nviol++
-						if len(viol) < opt.MaxViolations {
-							viol = append(viol, Violation{Row: row, Line: line, Column: header[i], Reason: why})
-						}
+			// No record ends within more than a block: stream the rest.
+			in.stream(r, sink, b, data, idx, first)
+			return
+		}
+		b.refs.Store(3) // the piece, the sink write, the carry
+		if cut > 0 || first {
+			p := &piece{idx: idx, data: data[:cut], blk: b, first: first, out: make(chan *pieceOut, 1), info: &pieceInfo{}}
+			first = false
+			if !in.send(p) {
+				return
+			}
+		} else {
+			b.release()
+		}
+		if !in.write(sink, fresh, idx) {
+			return
+		}
+		b.release()
+		rest := data[cut:]
+		switch {
+		case len(rest) > blockSize:
+			in.stream(r, sink, b, rest, idx+1, false)
+			return
+		case len(rest) > 0:
+			carry, carryBlk = rest, b
+		default:
+			b.release()
+		}
+		if eof {
+			return
+		}
+	}
+}
+
+// write copies p to the sink unless the ingestion has ended. The lock
+// makes close wait for a write in progress, so that nothing is written
+// once Ingest has returned.
+func (in *ingestion) write(sink io.Writer, p []byte, idx uint64) bool {
+	if len(p) == 0 {
+		return true
+	}
+	in.sinkMu.Lock()
+	if in.stopped.Load() {
+		in.sinkMu.Unlock()
+		return false
+	}
+	_, err := sink.Write(p)
+	in.sinkMu.Unlock()
+	if err != nil {
+		in.fail(idx, fmt.Errorf("ingest: write: %w", err))
+		return false
+	}
+	return true
+}
+
+// stream hands the rest of the upload, starting with data (held in b by one
+// reference, already written to the sink), to one streaming reader: the
+// fallback for a record longer than a block.
+func (in *ingestion) stream(r io.Reader, sink io.Writer, b *block, data []byte, idx uint64, first bool) {
+	cr := &chanReader{ch: make(chan chunk, 2), in: in}
+	rd := NewCSVReader(cr)
+	rd.MaxField, rd.MaxColumns = in.opt.MaxFieldBytes, in.opt.MaxColumns
+	if !first {
+		rd.row = 1 // the header is in an earlier piece
+	}
+	p := &piece{idx: idx, src: csvSource{rd}, first: first, out: make(chan *pieceOut, 4), info: &pieceInfo{}}
+	if !in.send(p) {
+		return
+	}
+	defer close(cr.ch)
+	for {
+		select {
+		case cr.ch <- chunk{data, b}:
+		case <-in.stop:
+			return
+		}
+		if b = in.getBlock(); b == nil {
+			return
+		}
+		m, err := io.ReadFull(r, b.buf[:blockSize])
+		in.size += int64(m)
+		data = b.buf[:m]
+		b.refs.Store(2) // the sink write, the reader
+		if !in.write(sink, data, idx) {
+			return
+		}
+		b.release()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				select {
+				case cr.ch <- chunk{data, b}:
+				case <-in.stop:
+				}
+				return
+			}
+			cr.err = fmt.Errorf("read input: %w", err) // seen once the channel closes
+			return
+		}
+	}
+}
+
+type chunk struct {
+	data []byte
+	b    *block
+}
+
+// chanReader reads the chunks a producer sends, releasing each block once
+// read.
+type chanReader struct {
+	ch  chan chunk
+	cur chunk
+	err error
+	in  *ingestion
+}
+
+func (c *chanReader) Read(p []byte) (int, error) {
+	for len(c.cur.data) == 0 {
+		if c.cur.b != nil {
+			c.cur.b.release()
+			c.cur.b = nil
+		}
+		select {
+		case ck, ok := <-c.ch:
+			if !ok {
+				if c.err != nil {
+					return 0, c.err
+				}
+				return 0, io.EOF
+			}
+			c.cur = ck
+		case <-c.in.stop:
+			return 0, errStopped
+		}
+	}
+	k := copy(p, c.cur.data)
+	c.cur.data = c.cur.data[k:]
+	return k, nil
+}
+
+var errStopped = errors.New("ingest: stopped")
+
+// shard is one worker's statistics.
+type shard struct {
+	p   *profiler
+	smp *rowSample
+}
+
+func (in *ingestion) worker(sh *shard) {
+	defer in.wg.Done()
+	for p := range in.work {
+		if in.stopped.Load() {
+			if p.blk != nil {
+				p.blk.release()
+			}
+			continue
+		}
+		in.runPiece(sh, p)
+		if p.blk != nil {
+			p.blk.release()
+		}
+	}
+}
+
+func (in *ingestion) emit(p *piece, o *pieceOut) bool {
+	select {
+	case p.out <- o:
+		return true
+	case <-in.stop:
+		return false
+	}
+}
+
+// runPiece parses and profiles one piece into sh.
+func (in *ingestion) runPiece(sh *shard, p *piece) {
+	src := p.src
+	var cr *CSVReader
+	if src == nil {
+		cr = newCSVBytes(p.data)
+		cr.MaxField, cr.MaxColumns = in.opt.MaxFieldBytes, in.opt.MaxColumns
+		if !p.first {
+			cr.row = 1
+		}
+		src = csvSource{cr}
+	}
+	if p.first {
+		hdr, err := src.next()
+		var st *setup
+		switch {
+		case errors.Is(err, io.EOF):
+			err = invalid("body", "the file is empty: a header row is required")
+		case err != nil:
+			err = parseErr(err, nil)
+		default:
+			st, err = newSetup(hdr, in.opt)
+		}
+		in.st = st
+		close(in.hdrReady)
+		if err != nil {
+			in.emit(p, &pieceOut{err: err, last: true})
+			return
+		}
+	} else {
+		select {
+		case <-in.hdrReady:
+		case <-in.stop:
+			return
+		}
+		if in.st == nil {
+			in.emit(p, &pieceOut{last: true})
+			return
+		}
+	}
+	st := in.st
+	if sh.p == nil {
+		sh.p = newProfiler(st.header, st.label)
+		if st.label >= 0 {
+			sh.smp = &rowSample{n: in.opt.ScreenRows, budget: maxSampleBytes / int64(len(in.shards))}
+		}
+	}
+	prof := sh.p
+	ncol := len(st.header)
+	checks, label := st.checks, st.label
+	hasChecks := in.opt.Schema != nil
+	piiSeen := make([]uint8, ncol) // PII rows recorded per column in this piece
+	pieceKey := splitmix(in.opt.Seed ^ splitmix(p.idx+0x51ed27))
+	o := &pieceOut{}
+	for {
+		rec, err := src.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			o.err = err
+			break
+		}
+		row, line := src.pos()
+		if len(rec) != ncol {
+			o.err = &ParseError{Row: row, Line: line, Column: min(len(rec), ncol) + 1,
+				Msg: fmt.Sprintf("row has %d fields, the header has %d", len(rec), ncol)}
+			break
+		}
+		if row&4095 == 0 {
+			if in.stopped.Load() {
+				o.err = errStopped
+				break
+			}
+			if err := in.ctx.Err(); err != nil {
+				o.err = fmt.Errorf("ingest: %w", err)
+				break
+			}
+		}
+		key := splitmix(pieceKey + uint64(row))
+		for i, f := range rec {
+			if hasChecks {
+				if why := checks[i].check(f); why != "" {
+					o.nviol++
+					if len(o.viol) < in.opt.MaxViolations {
+						o.viol = append(o.viol, Violation{Row: int64(row), Line: int64(line), Column: st.header[i], Reason: why})
 					}
 				}
-				p.add(i, f, row)
 			}
-			p.addRow(rec, b.fh[r], b.lh[r])
-			if sample != nil {
-				keepRow(sample, rec, row, opt.ScreenRows, &sampleBytes, rng)
+			if bits := prof.add(i, f, key); bits != 0 && piiSeen[i] < maxPIIRows {
+				piiSeen[i]++
+				o.pii = append(o.pii, piiRow{col: int32(i), row: int64(row)})
 			}
 		}
-		if b.err != nil {
-			return nil, b.err
+		fh, lh := rowHash(st.seed, src, rec, label)
+		o.fh, o.lh = append(o.fh, fh), append(o.lh, lh)
+		o.rows++
+		if label >= 0 {
+			prof.addLabel(rec[label])
+			sh.smp.keep(rec, key, p.info, int64(row))
 		}
-		b.recycle()
-	}
-	if flush != nil {
-		if err := flush(); err != nil {
-			return nil, fmt.Errorf("ingest: write: %w", err)
+		if p.src != nil && o.rows >= streamBatchRows {
+			if !in.emit(p, o) {
+				return
+			}
+			o = &pieceOut{}
+			clear(piiSeen)
 		}
 	}
-	if p.rows == 0 {
+	if cr != nil {
+		o.lines = int64(cr.line - 1)
+	}
+	o.last = true
+	in.emit(p, o)
+}
+
+// splitmix is SplitMix64's finalizer: a bijective 64-bit mix.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// merge consumes the pieces' results in order, then merges the shards and
+// builds the report.
+func (in *ingestion) merge() (*Result, error) {
+	opt := in.opt
+	var header []string
+	var viol []Violation
+	var nviol int64
+	var rows, lineOff int64
+	dup := newHashSet()
+	var dupFull bool
+	var dupRows, conflict int64
+	var piiRows [][]int64
+	for p := range in.order {
+		base := rows
+		p.info.rowOff = base
+		for {
+			var o *pieceOut
+			select {
+			case o = <-p.out:
+			case <-in.ctx.Done():
+				return nil, fmt.Errorf("ingest: %w", in.ctx.Err())
+			}
+			if header == nil && in.st != nil {
+				header = in.st.header
+				piiRows = make([][]int64, len(header))
+			}
+			if rows+o.rows > opt.MaxRows {
+				return nil, rampart.Errorf(rampart.CodeTooLarge, "more than %d rows", opt.MaxRows)
+			}
+			for i, fh := range o.fh {
+				lh := o.lh[i]
+				if prev, ok := dup.get(fh); ok {
+					if prev == lh {
+						dupRows++
+					} else {
+						conflict++
+					}
+				} else if !dup.put(fh, lh) {
+					dupFull = true
+				}
+			}
+			nviol += o.nviol
+			for _, v := range o.viol {
+				if len(viol) >= opt.MaxViolations {
+					break
+				}
+				v.Row += base
+				v.Line += lineOff
+				viol = append(viol, v)
+			}
+			for _, pr := range o.pii {
+				if rs := piiRows[pr.col]; len(rs) < maxPIIRows && (len(rs) == 0 || rs[len(rs)-1] != base+pr.row) {
+					piiRows[pr.col] = append(rs, base+pr.row)
+				}
+			}
+			if o.err != nil {
+				if pe, ok := o.err.(*ParseError); ok {
+					pe.Row += int(base)
+					pe.Line += int(lineOff)
+				}
+				return nil, parseErr(o.err, header)
+			}
+			rows += o.rows
+			if o.last {
+				lineOff += o.lines
+				break
+			}
+		}
+	}
+	in.wg.Wait()
+	if header == nil {
+		return nil, invalid("body", "the file is empty: a header row is required")
+	}
+	if rows == 0 {
 		return nil, invalid("body", "the file has a header but no data rows")
 	}
 	if nviol > 0 {
@@ -242,10 +803,29 @@ func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Res
 			Message: fmt.Sprintf("%d field(s) violate the declared schema; first: %s", nviol, viol[0])},
 			Violations: viol, Total: nviol}
 	}
-	rep := &Report{Format: string(opt.Format), Rows: p.rows, Bytes: size(), Label: opt.Label,
-		Duplicate: DuplicateStats{Rows: p.dupRows, ConflictingLabels: p.conflict, Exact: !p.dupFull}}
+	// Merge the shards.
+	var p *profiler
+	var smp []*rowSample
+	for _, sh := range in.shards {
+		if sh.p == nil {
+			continue
+		}
+		if p == nil {
+			p = sh.p
+		} else {
+			p.merge(sh.p)
+		}
+		if sh.smp != nil {
+			smp = append(smp, sh.smp)
+		}
+	}
+	st := in.st
+	rep := &Report{Format: string(opt.Format), Rows: rows, Bytes: in.size, Label: opt.Label,
+		Duplicate: DuplicateStats{Rows: dupRows, ConflictingLabels: conflict, Exact: !dupFull}}
 	for i, c := range p.cols {
-		rep.Columns = append(rep.Columns, c.profile(declared[i], p.rows))
+		c.finish()
+		c.pii.rows = piiRows[i]
+		rep.Columns = append(rep.Columns, c.profile(st.declared[i], rows))
 		if c.formula > 0 {
 			rep.Formula.Cells += c.formula
 			rep.Formula.Columns = append(rep.Formula.Columns, c.name)
@@ -254,10 +834,10 @@ func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Res
 	if opt.Previous != nil {
 		drift(rep.Columns, p.cols, opt.Previous)
 	}
-	if label >= 0 {
-		for k, v := range p.classes {
-			rep.Classes = append(rep.Classes, Count{Value: k, Count: v})
-		}
+	if st.label >= 0 {
+		p.classes.each(func(k []byte, n int64, _ uint8) {
+			rep.Classes = append(rep.Classes, Count{Value: string(k), Count: n})
+		})
 		slices.SortFunc(rep.Classes, func(a, b Count) int {
 			if a.Count != b.Count {
 				return int(b.Count - a.Count)
@@ -285,31 +865,90 @@ func Ingest(ctx context.Context, r io.Reader, opt Options, sink io.Writer) (*Res
 		}
 	}
 	rep.PII = pii
-	if sample != nil {
-		sample.Total = p.rows
+	var sample *Sample
+	if st.label >= 0 {
+		sample = mergeSamples(st.header, smp, opt.ScreenRows)
+		sample.Total = rows
 	}
 	return &Result{Report: rep, Sample: sample}, nil
 }
 
-// keepRow keeps a uniform sample of at most n rows within maxSampleBytes.
-func keepRow(s *Sample, rec [][]byte, row int64, n int, used *int64, rng *rand.Rand) {
+// rowSample keeps the rows with the smallest row keys (bottom-k), at most
+// n rows and budget bytes: a uniform sample that merges across shards.
+type rowSample struct {
+	ents   []sampleEnt // max-heap on key
+	used   int64
+	n      int
+	budget int64
+}
+
+type sampleEnt struct {
+	key  uint64
+	info *pieceInfo
+	row  int64
+	vals []string
+	size int64
+}
+
+func (s *rowSample) less(i, j int) bool { return s.ents[i].key > s.ents[j].key } // max-heap
+
+func (s *rowSample) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			return
+		}
+		s.ents[i], s.ents[p] = s.ents[p], s.ents[i]
+		i = p
+	}
+}
+
+func (s *rowSample) down(i int) {
+	n := len(s.ents)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && s.less(r, l) {
+			m = r
+		}
+		if !s.less(m, i) {
+			return
+		}
+		s.ents[i], s.ents[m] = s.ents[m], s.ents[i]
+		i = m
+	}
+}
+
+func (s *rowSample) pop() {
+	last := len(s.ents) - 1
+	s.used -= s.ents[0].size
+	s.ents[0] = s.ents[last]
+	s.ents[last] = sampleEnt{}
+	s.ents = s.ents[:last]
+	if last > 0 {
+		s.down(0)
+	}
+}
+
+func (s *rowSample) keep(rec [][]byte, key uint64, info *pieceInfo, row int64) {
+	if len(s.ents) >= s.n && key >= s.ents[0].key {
+		return
+	}
 	var sz int64
 	for _, f := range rec {
 		sz += int64(len(f)) + 16
 	}
-	slot := -1
-	if len(s.Rows) < n && *used+sz <= maxSampleBytes {
-		slot = len(s.Rows)
-		s.Rows = append(s.Rows, nil)
-		s.RowNum = append(s.RowNum, 0)
-	} else if j := rng.Int64N(row); j < int64(len(s.Rows)) {
-		slot = int(j)
-		for _, f := range s.Rows[slot] {
-			*used -= int64(len(f)) + 16
-		}
-	}
-	if slot < 0 {
+	if sz > s.budget {
 		return
+	}
+	for len(s.ents) > 0 && (len(s.ents) >= s.n || s.used+sz > s.budget) {
+		if s.ents[0].key <= key {
+			return
+		}
+		s.pop()
 	}
 	// One allocation per kept row: the fields are substrings of one string.
 	total := 0
@@ -328,8 +967,34 @@ func keepRow(s *Sample, rec [][]byte, row int64, n int, used *int64, rng *rand.R
 		out[i] = all[o : o+len(f)]
 		o += len(f)
 	}
-	*used += sz
-	s.Rows[slot], s.RowNum[slot] = out, row
+	s.ents = append(s.ents, sampleEnt{key: key, info: info, row: row, vals: out, size: sz})
+	s.used += sz
+	s.up(len(s.ents) - 1)
+}
+
+// mergeSamples takes the n smallest keys over the shards within
+// maxSampleBytes, in row order.
+func mergeSamples(header []string, shards []*rowSample, n int) *Sample {
+	var all []sampleEnt
+	for _, s := range shards {
+		all = append(all, s.ents...)
+	}
+	slices.SortFunc(all, func(a, b sampleEnt) int { return cmp.Compare(a.key, b.key) })
+	var used int64
+	k := 0
+	for k < len(all) && k < n && used+all[k].size <= maxSampleBytes {
+		used += all[k].size
+		k++
+	}
+	all = all[:k]
+	slices.SortFunc(all, func(a, b sampleEnt) int {
+		return cmp.Compare(a.info.rowOff+a.row, b.info.rowOff+b.row)
+	})
+	s := &Sample{Header: header, RowNum: make([]int64, len(all)), Rows: make([][]string, len(all))}
+	for i, e := range all {
+		s.RowNum[i], s.Rows[i] = e.info.rowOff+e.row, e.vals
+	}
+	return s
 }
 
 // parseErr turns a reader error into the caller's error: invalid (400) or
@@ -379,99 +1044,4 @@ func rowHash(seed maphash.Seed, src source, rec [][]byte, label int) (fh, lh uin
 		fh = (fh ^ uint64(e)) * 0x100000001b3
 	}
 	return fh, lh
-}
-
-// batch is a run of parsed rows handed from the parsing goroutine to the
-// profiling one: field bytes, field end offsets, row and line numbers and
-// row hashes; err ends the stream after the batch's rows.
-type batch struct {
-	data        []byte
-	ends        []int
-	rows, lines []int
-	fh, lh      []uint64
-	err         error
-	free        chan *batch
-}
-
-func (b *batch) recycle() {
-	b.data, b.ends, b.rows, b.lines, b.fh, b.lh, b.err = b.data[:0], b.ends[:0], b.rows[:0], b.lines[:0], b.fh[:0], b.lh[:0], nil
-	select {
-	case b.free <- b:
-	default:
-	}
-}
-
-const (
-	batchBytes = 256 << 10
-	batchRows  = 4096
-	readAhead  = 3
-)
-
-// readBatches parses src in a goroutine. It stops at the first error
-// (sent as the last batch's err), at EOF, or when stop closes.
-func readBatches(ctx context.Context, src source, header []string, label int, seed maphash.Seed, maxRows int64, stop <-chan struct{}) <-chan *batch {
-	out := make(chan *batch, readAhead)
-	free := make(chan *batch, readAhead+2)
-	for range readAhead + 2 {
-		free <- &batch{free: free}
-	}
-	go func() {
-		defer close(out)
-		var b *batch
-		get := func() bool {
-			select {
-			case b = <-free:
-				return true
-			case <-stop:
-				return false
-			}
-		}
-		send := func() bool {
-			select {
-			case out <- b:
-				b = nil
-				return true
-			case <-stop:
-				return false
-			}
-		}
-		if !get() {
-			return
-		}
-		for {
-			rec, err := src.next()
-			if errors.Is(err, io.EOF) {
-				send()
-				return
-			}
-			row, line := src.pos()
-			switch {
-			case err != nil:
-				b.err = parseErr(err, header)
-			case len(rec) != len(header):
-				b.err = parseErr(&ParseError{Row: row, Line: line, Column: min(len(rec), len(header)) + 1,
-					Msg: fmt.Sprintf("row has %d fields, the header has %d", len(rec), len(header))}, header)
-			case int64(row) > maxRows:
-				b.err = rampart.Errorf(rampart.CodeTooLarge, "more than %d rows", maxRows)
-			case row&4095 == 0 && ctx.Err() != nil:
-				b.err = fmt.Errorf("ingest: %w", ctx.Err())
-			}
-			if b.err != nil {
-				send()
-				return
-			}
-			fh, lh := rowHash(seed, src, rec, label)
-			for _, f := range rec {
-				b.data = append(b.data, f...)
-				b.ends = append(b.ends, len(b.data))
-			}
-			b.rows, b.lines, b.fh, b.lh = append(b.rows, row), append(b.lines, line), append(b.fh, fh), append(b.lh, lh)
-			if len(b.data) >= batchBytes || len(b.rows) >= batchRows {
-				if !send() || !get() {
-					return
-				}
-			}
-		}
-	}()
-	return out
 }

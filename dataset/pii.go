@@ -25,18 +25,19 @@ type piiCounts struct {
 	rows []int64
 }
 
-func (p *piiCounts) hit(kind int, row int64) {
-	p.n[kind]++
-	if len(p.rows) < maxPIIRows && (len(p.rows) == 0 || p.rows[len(p.rows)-1] != row) {
-		p.rows = append(p.rows, row)
+// count adds one field's detections (bit k = PIIKinds[k]).
+func (p *piiCounts) count(bits uint8) {
+	for k := range 6 {
+		if bits&(1<<k) != 0 {
+			p.n[k]++
+		}
 	}
 }
 
-func (p *piiCounts) add(bits uint8, row int64) {
-	for k := range 6 {
-		if bits&(1<<k) != 0 {
-			p.hit(k, row)
-		}
+// addRow remembers row as one with identifiers (the first maxPIIRows).
+func (p *piiCounts) addRow(row int64) {
+	if len(p.rows) < maxPIIRows && (len(p.rows) == 0 || p.rows[len(p.rows)-1] != row) {
+		p.rows = append(p.rows, row)
 	}
 }
 

@@ -2,7 +2,6 @@ package dataset
 
 import (
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -31,15 +30,25 @@ type colStats struct {
 	missing int64
 	// type evidence: nonNum > 0 rules out numeric, nonInt integer, nonBool boolean.
 	nonNum, nonInt, nonBool int64
-	mean, m2, min, max      float64
-	// reservoir (Algorithm L)
-	sample   []float64
-	k        int
-	seen     int64
-	nextPick int64
-	w        float64
+	// Moments of the numeric values, accumulated shifted by the first
+	// value (no division per value, and mergeable): seen values, shift,
+	// Σ(v-shift), Σ(v-shift)². finishMoments turns them into mean and m2.
+	seen          int64
+	shift, s1, s2 float64
+	mean, m2      float64
+	merged        bool // mean and m2 are final
+	min, max      float64
+	// Quantile sample: the k values whose rows have the smallest row keys
+	// (bottom-k sampling), a max-heap on the key. Row keys are a hash of
+	// the row's position, so the merged sample of several shards is the
+	// same whatever shard saw which rows.
+	skey []uint64
+	sval []float64
+	k    int
+	// sample is the merged, final sample (set by finish).
+	sample []float64
 	// space-saving sketch; each entry caches the value's PII verdict
-	sketch    map[string]*catEntry
+	sketch    *catTable
 	sketchCap int
 	evicted   bool
 	evictions int
@@ -48,69 +57,91 @@ type colStats struct {
 	sumLen    int64
 	maxLen    int
 	formula   int64
-	check     *checker
 	pii       *piiCounts
 }
 
+// profiler holds one shard of the column statistics and label counts: each
+// ingestion worker fills its own, and merge combines them at the end.
 type profiler struct {
 	cols     []*colStats
-	rng      *rand.Rand
 	label    int // index or -1
-	classes  map[string]int64
+	classes  *catTable
 	clsOther int64
-	dup      *hashSet
-	dupFull  bool
-	dupRows  int64
-	conflict int64
-	rows     int64
 }
 
-func newProfiler(header []string, label int, seed uint64) *profiler {
-	p := &profiler{rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)), label: label,
-		dup: newHashSet()}
+func newProfiler(header []string, label int) *profiler {
+	p := &profiler{label: label}
 	n := len(header)
 	k := min(max(sampleBudget/max(n, 1), 64), 4096)
 	sc := min(max(sketchBudget/max(n, 1), 16), 512)
 	for _, name := range header {
 		c := &colStats{name: name, min: math.Inf(1), max: math.Inf(-1), k: k, sketchCap: sc,
-			sketch: make(map[string]*catEntry, 16), pii: &piiCounts{}}
+			sketch: newCatTable(16), pii: &piiCounts{}}
 		p.cols = append(p.cols, c)
 	}
 	if label >= 0 {
-		p.classes = map[string]int64{}
+		p.classes = newCatTable(64)
 	}
 	return p
 }
 
-func (c *colStats) addNumber(v float64, r *rand.Rand) {
+func (c *colStats) addNumber(v float64, key uint64) {
+	if c.seen == 0 {
+		c.shift = v
+	}
 	c.seen++
-	d := v - c.mean
-	c.mean += d / float64(c.seen)
-	c.m2 += d * (v - c.mean)
+	d := v - c.shift
+	c.s1 += d
+	c.s2 += d * d
 	if v < c.min {
 		c.min = v
 	}
 	if v > c.max {
 		c.max = v
 	}
-	if len(c.sample) < c.k {
-		c.sample = append(c.sample, v)
-		if len(c.sample) == c.k {
-			c.w = math.Exp(math.Log(r.Float64()) / float64(c.k))
-			c.nextPick = c.seen + int64(math.Floor(math.Log(r.Float64())/math.Log(1-c.w))) + 1
-		}
+	if len(c.skey) < c.k {
+		c.skey = append(c.skey, key)
+		c.sval = append(c.sval, v)
+		heapUp(c.skey, c.sval, len(c.skey)-1)
 		return
 	}
-	if c.seen == c.nextPick {
-		c.sample[r.IntN(c.k)] = v
-		c.w *= math.Exp(math.Log(r.Float64()) / float64(c.k))
-		c.nextPick = c.seen + int64(math.Floor(math.Log(r.Float64())/math.Log(1-c.w))) + 1
+	if key < c.skey[0] {
+		c.skey[0], c.sval[0] = key, v
+		heapDown(c.skey, c.sval, 0)
 	}
 }
 
-type catEntry struct {
-	n   int64
-	pii uint8
+// heapUp and heapDown keep keys a max-heap (vals move along).
+func heapUp(keys []uint64, vals []float64, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if keys[p] >= keys[i] {
+			return
+		}
+		keys[p], keys[i] = keys[i], keys[p]
+		vals[p], vals[i] = vals[i], vals[p]
+		i = p
+	}
+}
+
+func heapDown(keys []uint64, vals []float64, i int) {
+	n := len(keys)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && keys[r] > keys[l] {
+			m = r
+		}
+		if keys[i] >= keys[m] {
+			return
+		}
+		keys[i], keys[m] = keys[m], keys[i]
+		vals[i], vals[m] = vals[m], vals[i]
+		i = m
+	}
 }
 
 // addCategory counts f in the sketch and returns its PII bits, from the
@@ -118,14 +149,15 @@ type catEntry struct {
 // cardinality: its sketch freezes (top values approximate) so that it costs
 // nothing more.
 func (c *colStats) addCategory(f []byte, numeric bool) uint8 {
+	if c.sketchOff {
+		return DetectPII(f, numeric)
+	}
 	key := f
 	if len(key) > maxCatKey {
 		key = key[:maxCatKey]
 	}
-	if c.sketchOff {
-		return DetectPII(f, numeric)
-	}
-	if e, ok := c.sketch[string(key)]; ok {
+	h := hashBytes(key)
+	if e := c.sketch.find(h, key); e != nil {
 		e.n++
 		if len(f) > maxCatKey {
 			return DetectPII(f, numeric)
@@ -133,8 +165,8 @@ func (c *colStats) addCategory(f []byte, numeric bool) uint8 {
 		return e.pii
 	}
 	bits := DetectPII(f, numeric)
-	if len(c.sketch) < c.sketchCap {
-		c.sketch[string(key)] = &catEntry{n: 1, pii: bits}
+	if c.sketch.len() < c.sketchCap {
+		c.sketch.insert(h, key, 1, bits)
 		return bits
 	}
 	// Space-saving: replace the smallest counter.
@@ -143,24 +175,18 @@ func (c *colStats) addCategory(f []byte, numeric bool) uint8 {
 	if c.evictions > 4*c.sketchCap {
 		c.sketchOff = true
 	}
-	var mk string
-	mn := int64(math.MaxInt64)
-	for k, v := range c.sketch {
-		if v.n < mn {
-			mk, mn = k, v.n
-		}
-	}
-	delete(c.sketch, mk)
-	c.sketch[string(key)] = &catEntry{n: mn + 1, pii: bits}
+	mn := c.sketch.removeMin()
+	c.sketch.insert(h, key, mn+1, bits)
 	return bits
 }
 
-// add profiles one field of row (1-based data row).
-func (p *profiler) add(i int, f []byte, row int64) {
+// add profiles one field and returns its PII bits. key is the row's
+// sampling key.
+func (p *profiler) add(i int, f []byte, key uint64) uint8 {
 	c := p.cols[i]
 	if len(f) == 0 {
 		c.missing++
-		return
+		return 0
 	}
 	c.count++
 	c.sumLen += int64(len(f))
@@ -171,7 +197,7 @@ func (p *profiler) add(i int, f []byte, row int64) {
 	if c.nonNum == 0 {
 		if v, ok := parseNumber(f); ok {
 			numeric = true
-			c.addNumber(v, p.rng)
+			c.addNumber(v, key)
 			if c.nonInt == 0 && v != math.Trunc(v) {
 				c.nonInt++
 			}
@@ -195,33 +221,127 @@ func (p *profiler) add(i int, f []byte, row int64) {
 		c.formula++
 	}
 	if bits != 0 {
-		c.pii.add(bits, row)
+		c.pii.count(bits)
+	}
+	return bits
+}
+
+// addLabel counts a row's label.
+func (p *profiler) addLabel(l []byte) {
+	h := hashBytes(l)
+	if e := p.classes.find(h, l); e != nil {
+		e.n++
+	} else if p.classes.len() < maxClassCount {
+		p.classes.insert(h, l, 1, 0)
+	} else {
+		p.clsOther++
 	}
 }
 
-// addRow handles row-level statistics: label distribution and duplicates.
-func (p *profiler) addRow(rec [][]byte, featHash, labelHash uint64) {
-	p.rows++
-	if p.label >= 0 {
-		l := rec[p.label]
-		if n, ok := p.classes[string(l)]; ok {
-			p.classes[string(l)] = n + 1
-		} else if len(p.classes) < maxClassCount {
-			p.classes[string(l)] = 1
+// merge adds shard o into p (same header).
+func (p *profiler) merge(o *profiler) {
+	for i, c := range p.cols {
+		c.merge(o.cols[i])
+	}
+	if p.classes != nil {
+		p.clsOther += o.clsOther
+		o.classes.each(func(k []byte, n int64, _ uint8) {
+			h := hashBytes(k)
+			if e := p.classes.find(h, k); e != nil {
+				e.n += n
+			} else if p.classes.len() < maxClassCount {
+				p.classes.insert(h, k, n, 0)
+			} else {
+				p.clsOther += n
+			}
+		})
+	}
+}
+
+func (c *colStats) merge(o *colStats) {
+	c.count += o.count
+	c.missing += o.missing
+	c.nonNum += o.nonNum
+	c.nonInt += o.nonInt
+	c.nonBool += o.nonBool
+	c.sumLen += o.sumLen
+	c.maxLen = max(c.maxLen, o.maxLen)
+	c.formula += o.formula
+	for k := range c.pii.n {
+		c.pii.n[k] += o.pii.n[k]
+	}
+	// Moments (Chan et al.'s pairwise update).
+	c.finishMoments()
+	o.finishMoments()
+	if o.seen > 0 {
+		if c.seen == 0 {
+			c.mean, c.m2 = o.mean, o.m2
 		} else {
-			p.clsOther++
+			n := float64(c.seen + o.seen)
+			d := o.mean - c.mean
+			c.mean += d * float64(o.seen) / n
+			c.m2 += o.m2 + d*d*float64(c.seen)*float64(o.seen)/n
+		}
+		c.seen += o.seen
+		c.min, c.max = min(c.min, o.min), max(c.max, o.max)
+	}
+	// Bottom-k samples: the k smallest keys of the union.
+	for i, key := range o.skey {
+		v := o.sval[i]
+		if len(c.skey) < c.k {
+			c.skey = append(c.skey, key)
+			c.sval = append(c.sval, v)
+			heapUp(c.skey, c.sval, len(c.skey)-1)
+		} else if key < c.skey[0] {
+			c.skey[0], c.sval[0] = key, v
+			heapDown(c.skey, c.sval, 0)
 		}
 	}
-	if prev, ok := p.dup.get(featHash); ok {
-		if prev == labelHash {
-			p.dupRows++
-		} else {
-			p.conflict++
+	// Sketches: counts add up; beyond capacity the smallest go.
+	c.evictions += o.evictions
+	c.evicted = c.evicted || o.evicted
+	c.sketchOff = c.sketchOff || o.sketchOff
+	o.sketch.each(func(k []byte, n int64, bits uint8) {
+		h := hashBytes(k)
+		if e := c.sketch.find(h, k); e != nil {
+			e.n += n
+			return
 		}
+		c.sketch.insert(h, k, n, bits)
+	})
+	for c.sketch.len() > c.sketchCap {
+		c.sketch.removeMin()
+		c.evicted = true
+	}
+}
+
+// finishMoments turns the shifted sums into mean and m2 (once).
+func (c *colStats) finishMoments() {
+	if c.merged {
 		return
 	}
-	if !p.dup.put(featHash, labelHash) {
-		p.dupFull = true
+	c.merged = true
+	if c.seen == 0 {
+		return
+	}
+	n := float64(c.seen)
+	c.mean = c.shift + c.s1/n
+	c.m2 = max(c.s2-c.s1*c.s1/n, 0)
+}
+
+// finish prepares the merged column for profile: final moments and the
+// sample ordered by key (the same values in the same order whatever the
+// sharding).
+func (c *colStats) finish() {
+	c.finishMoments()
+	idx := make([]int, len(c.skey))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return c.skey[idx[a]] < c.skey[idx[b]] })
+	c.sample = make([]float64, len(idx))
+	for i, j := range idx {
+		c.sample[i] = c.sval[j]
 	}
 }
 
@@ -300,7 +420,7 @@ func (c *colStats) inferType() Type {
 		return TypeInteger
 	case c.nonNum == 0:
 		return TypeNumeric
-	case !c.evicted && len(c.sketch) <= categoricalMaxN && c.sumLen/c.count <= maxCatKey:
+	case !c.evicted && c.sketch.len() <= categoricalMaxN && c.sumLen/c.count <= maxCatKey:
 		return TypeCategorical
 	}
 	return TypeText
@@ -341,7 +461,7 @@ func (c *colStats) profile(declared *Column, rows int64) ColumnProfile {
 		cp.BinShares = binShares(s, cp.Bins)
 		return cp
 	}
-	cp.Distinct = len(c.sketch)
+	cp.Distinct = c.sketch.len()
 	cp.DistinctAtCap = c.evicted
 	cp.Approximate = c.evicted
 	type kv struct {
@@ -349,9 +469,7 @@ func (c *colStats) profile(declared *Column, rows int64) ColumnProfile {
 		v int64
 	}
 	var all []kv
-	for k, v := range c.sketch {
-		all = append(all, kv{k, v.n})
-	}
+	c.sketch.each(func(k []byte, n int64, _ uint8) { all = append(all, kv{string(k), n}) })
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].v != all[j].v {
 			return all[i].v > all[j].v

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/authz"
@@ -198,8 +197,8 @@ func (s *Service) RecoverPending(ctx context.Context) error {
 }
 
 // ingestAndSeal runs Ingest with its output streaming into the barrier
-// through a pipe: parsing and encryption run concurrently with a few MiB of
-// buffers between them.
+// through a pipe: Ingest's reader hands each block it reads to the pipe
+// while workers parse it, so parsing and encryption run concurrently.
 func (s *Service) ingestAndSeal(ctx context.Context, ref barrier.Ref, body io.Reader, opt Options) (*Result, barrier.Sealed, error) {
 	pr, pw := io.Pipe()
 	type sealResult struct {
@@ -214,94 +213,15 @@ func (s *Service) ingestAndSeal(ctx context.Context, ref barrier.Ref, body io.Re
 		}
 		done <- sealResult{s: sd, err: err}
 	}()
-	aw := newAsyncWriter(pw)
-	res, ierr := Ingest(ctx, body, opt, aw)
-	werr := aw.close(ierr)
+	res, ierr := Ingest(ctx, body, opt, pw)
+	// Ingest writes nothing once it has returned; nil closes with EOF.
+	pw.CloseWithError(ierr)
 	sr := <-done
 	switch {
 	case ierr != nil:
 		return nil, barrier.Sealed{}, ierr
-	case werr != nil:
-		return nil, barrier.Sealed{}, fmt.Errorf("dataset: seal: %w", werr)
 	case sr.err != nil:
 		return nil, barrier.Sealed{}, fmt.Errorf("dataset: seal: %w", sr.err)
 	}
 	return res, sr.s, nil
-}
-
-// asyncWriter hands 1 MiB chunks to a goroutine that writes them to w, so
-// the writer (the parser) and the reader of w (the encryptor) overlap.
-type asyncWriter struct {
-	w    *io.PipeWriter
-	cur  []byte
-	ch   chan []byte
-	free chan []byte
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	err  error
-}
-
-const chunkSize = 1 << 20
-
-func newAsyncWriter(w *io.PipeWriter) *asyncWriter {
-	a := &asyncWriter{w: w, ch: make(chan []byte, 3), free: make(chan []byte, 4)}
-	for range 4 {
-		a.free <- make([]byte, 0, chunkSize)
-	}
-	a.cur = <-a.free
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		for b := range a.ch {
-			if a.getErr() == nil {
-				if _, err := w.Write(b); err != nil {
-					a.setErr(err)
-				}
-			}
-			a.free <- b[:0]
-		}
-	}()
-	return a
-}
-
-func (a *asyncWriter) getErr() error { a.mu.Lock(); defer a.mu.Unlock(); return a.err }
-func (a *asyncWriter) setErr(err error) {
-	a.mu.Lock()
-	if a.err == nil {
-		a.err = err
-	}
-	a.mu.Unlock()
-}
-
-func (a *asyncWriter) Write(p []byte) (int, error) {
-	if err := a.getErr(); err != nil {
-		return 0, err
-	}
-	n := len(p)
-	for len(p) > 0 {
-		k := min(len(p), chunkSize-len(a.cur))
-		a.cur = append(a.cur, p[:k]...)
-		p = p[k:]
-		if len(a.cur) == chunkSize {
-			a.ch <- a.cur
-			a.cur = <-a.free
-		}
-	}
-	return n, nil
-}
-
-// close flushes and closes the pipe, with cause (nil: clean EOF).
-func (a *asyncWriter) close(cause error) error {
-	if cause == nil && len(a.cur) > 0 {
-		a.ch <- a.cur
-	}
-	close(a.ch)
-	a.wg.Wait()
-	err := a.getErr()
-	if cause != nil {
-		a.w.CloseWithError(cause)
-	} else {
-		a.w.CloseWithError(err)
-	}
-	return err
 }

@@ -1,0 +1,144 @@
+package dataset
+
+import (
+	"bytes"
+	"hash/maphash"
+)
+
+var catSeed = maphash.MakeSeed()
+
+func hashBytes(b []byte) uint64 { return maphash.Bytes(catSeed, b) }
+
+// catTable counts byte-string keys: open addressing over a slot array of
+// entry indexes, keys packed in one arena. It replaces map[string]… on the
+// per-field hot path (no string header or map machinery per lookup).
+type catTable struct {
+	slots []int32 // entry index + 1; 0 is empty
+	ents  []catEntry
+	keys  []byte
+	mask  uint64
+}
+
+type catEntry struct {
+	h         uint64
+	n         int64
+	off, klen uint32
+	pii       uint8
+}
+
+func newCatTable(n int) *catTable {
+	sz := 16
+	for sz < 2*n {
+		sz *= 2
+	}
+	return &catTable{slots: make([]int32, sz), mask: uint64(sz - 1)}
+}
+
+func (t *catTable) len() int { return len(t.ents) }
+
+func (t *catTable) key(e *catEntry) []byte { return t.keys[e.off : e.off+e.klen] }
+
+// find returns the entry for key (hash h), or nil.
+func (t *catTable) find(h uint64, key []byte) *catEntry {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 {
+			return nil
+		}
+		e := &t.ents[s-1]
+		if e.h == h && int(e.klen) == len(key) && bytes.Equal(t.keys[e.off:e.off+e.klen], key) {
+			return e
+		}
+	}
+}
+
+// insert adds an absent key.
+func (t *catTable) insert(h uint64, key []byte, n int64, pii uint8) {
+	if 2*(len(t.ents)+1) > len(t.slots) {
+		t.slots = make([]int32, 2*len(t.slots))
+		t.mask = uint64(len(t.slots) - 1)
+		t.reslot()
+	}
+	t.ents = append(t.ents, catEntry{h: h, n: n, off: uint32(len(t.keys)), klen: uint32(len(key)), pii: pii})
+	t.keys = append(t.keys, key...)
+	t.place(h, int32(len(t.ents)))
+}
+
+func (t *catTable) place(h uint64, idx int32) {
+	i := h & t.mask
+	for t.slots[i] != 0 {
+		i = (i + 1) & t.mask
+	}
+	t.slots[i] = idx
+}
+
+func (t *catTable) reslot() {
+	clear(t.slots)
+	for i := range t.ents {
+		t.place(t.ents[i].h, int32(i+1))
+	}
+}
+
+// removeMin deletes the entry with the smallest count (the first such) and
+// returns its count.
+func (t *catTable) removeMin() int64 {
+	m := 0
+	for i := range t.ents {
+		if t.ents[i].n < t.ents[m].n {
+			m = i
+		}
+	}
+	n := t.ents[m].n
+	t.unslot(m)
+	last := len(t.ents) - 1
+	if m != last {
+		// Move the last entry into m and repoint its slot.
+		t.ents[m] = t.ents[last]
+		for i := t.ents[m].h & t.mask; ; i = (i + 1) & t.mask {
+			if t.slots[i] == int32(last+1) {
+				t.slots[i] = int32(m + 1)
+				break
+			}
+		}
+	}
+	t.ents = t.ents[:last]
+	// Compact the key arena when it is mostly garbage.
+	if len(t.keys) > 4096 && len(t.keys) > 8*len(t.ents)*maxCatKey/4 {
+		keys := make([]byte, 0, len(t.keys)/2)
+		for i := range t.ents {
+			e := &t.ents[i]
+			k := t.key(e)
+			e.off = uint32(len(keys))
+			keys = append(keys, k...)
+		}
+		t.keys = keys
+	}
+	return n
+}
+
+// unslot removes entry m's slot, shifting later entries of its probe run
+// back (deletion without tombstones for linear probing).
+func (t *catTable) unslot(m int) {
+	i := t.ents[m].h & t.mask
+	for t.slots[i] != int32(m+1) {
+		i = (i + 1) & t.mask
+	}
+	t.slots[i] = 0
+	for j := (i + 1) & t.mask; t.slots[j] != 0; j = (j + 1) & t.mask {
+		h := t.ents[t.slots[j]-1].h & t.mask
+		// The entry at j may move to the hole i unless its home slot h
+		// lies cyclically in (i, j].
+		if (j > i && (h <= i || h > j)) || (j < i && h <= i && h > j) {
+			t.slots[i], t.slots[j] = t.slots[j], 0
+			i = j
+		}
+	}
+}
+
+// each calls fn for every entry (insertion order, modulo removals).
+func (t *catTable) each(fn func(key []byte, n int64, pii uint8)) {
+	for i := range t.ents {
+		e := &t.ents[i]
+		fn(t.key(e), e.n, e.pii)
+	}
+}
