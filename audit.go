@@ -26,6 +26,12 @@ type AuditEvent struct {
 	Details map[string]string
 	// Sensitive values are HMAC'd per tenant before they reach the log.
 	Sensitive map[string]string
+	// AckOnWrite lets Record return once the event is committed to the
+	// audit store, surviving a crash of the server, with the flush to disk
+	// following in the background within milliseconds: for high-volume
+	// read-only events (predictions), so that each does not wait for its own
+	// fsync. State changes never set it.
+	AckOnWrite bool
 }
 
 // Auditor records events. Record returns only once the event is durable; an

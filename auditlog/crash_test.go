@@ -47,6 +47,9 @@ func TestCrashChild(t *testing.T) {
 			for i := 0; ; i++ {
 				ev := testEvent(i)
 				ev.RequestID = fmt.Sprintf("req_%s_%d_%d", run, g, i)
+				// Half the appenders are prediction-like: acknowledged once
+				// committed, flushed to disk in the background.
+				ev.AckOnWrite = g%2 == 0
 				idx, err := l.Append(context.Background(), ev)
 				if err != nil {
 					return
@@ -63,7 +66,9 @@ func TestCrashChild(t *testing.T) {
 
 // TestCrashRecovery (RES-2, AUDIT-1): kill -9 the appending child at random
 // moments, 50 times; every time the log reopens, verifies (consistent with
-// the checkpoint seen before the crash), and holds every acknowledged event.
+// the checkpoint seen before the crash), and holds every acknowledged event —
+// those acknowledged after the disk flush and the AckOnWrite ones
+// acknowledged on commit alike.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns 50 processes")

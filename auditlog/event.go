@@ -67,6 +67,10 @@ type Event struct {
 	// Sensitive values are HMAC'd with the tenant's key before they are
 	// recorded under the same key in Details; the raw values are dropped.
 	Sensitive map[string][]byte
+	// AckOnWrite lets Append return once the event is committed to the
+	// store, before it is flushed to disk (see Config.AckOnWrite). It is not
+	// part of the event's encoding.
+	AckOnWrite bool
 }
 
 // wireEvent is the canonical encoding of an Event. Field order here is the

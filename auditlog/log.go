@@ -5,7 +5,10 @@
 // nodes are stored alongside the leaves (Store), so appends cost O(log n) and
 // inclusion and consistency proofs are served without rebuilding the tree.
 // Appends are group-committed: concurrent callers share one transaction and
-// each returns only once its event is durable. Fails closed: a full queue or
+// each returns only once its event is durable — on disk, or for the events
+// Config.AckOnWrite selects (predictions) committed to the store and so safe
+// from a crash of the process, with the flush to disk following at once in
+// the background (DeferredSyncer) instead of one fsync wait per request. Fails closed: a full queue or
 // a failing store makes Append return an error matching rampart.ErrUnavailable.
 //
 // A publisher signs a checkpoint (C2SP tlog-checkpoint, Ed25519 signed note)
@@ -55,6 +58,15 @@ type Config struct {
 	PublishInterval time.Duration
 	// CommitTimeout bounds one batch transaction (default 30 s).
 	CommitTimeout time.Duration
+	// AckOnWrite selects the events whose callers are answered once the
+	// event is committed to the store rather than flushed to disk, when the
+	// store implements DeferredSyncer: such an event survives a crash or
+	// kill -9 of the server at once, and a power loss once the background
+	// flush (continuous while any is outstanding; Status.DurableSize) has
+	// passed it. Nil selects only events with Event.AckOnWrite set. Batches
+	// holding any other event wait for the disk, covering everything before
+	// them; so do all batches while flushing fails (fail closed).
+	AckOnWrite func(*Event) bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives errors of the background goroutines (default slog.Default()).
@@ -81,7 +93,16 @@ type Log struct {
 	lastTime    time.Time
 	failedEpoch atomic.Uint64 // epoch+1 of a batch whose write failed
 
-	head atomic.Pointer[treeHead] // latest durable tree
+	head atomic.Pointer[treeHead] // latest committed tree
+
+	// Deferred flushing (see Config.AckOnWrite); ds is nil when the store
+	// cannot defer.
+	ds          DeferredSyncer
+	durable     atomic.Uint64 // tree size known flushed to disk
+	syncKick    chan struct{}
+	syncFailing atomic.Bool // the last flush failed: every batch waits for the disk
+	syncs       atomic.Int64
+	syncErrors  atomic.Int64
 
 	// writeMu serialises this log's own writes (batches, checkpoints,
 	// tokens): SQLite has one writer, and a second one would wait in the
@@ -112,7 +133,8 @@ type treeHead struct {
 }
 
 type request struct {
-	ev Event
+	ev         Event
+	ackOnWrite bool
 	// enc is the canonical encoding made by the caller's goroutine with
 	// index 0 and, when the log assigns the time, a placeholder time; the
 	// sequencer only splices in the index and time (see spliceEvent).
@@ -126,6 +148,9 @@ type request struct {
 // Status is the log's health, for /readyz and metrics.
 type Status struct {
 	Size          uint64    // committed events
+	DurableSize   uint64    // committed events known flushed to disk (≤ Size)
+	Syncs         int64     // background flushes since start
+	SyncErrors    int64     // failed background flushes since start
 	PublishedSize uint64    // size of the latest checkpoint
 	PublishedAt   time.Time // when the latest checkpoint was published
 	QueueLen      int       // events waiting to be committed
@@ -180,8 +205,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l := &Log{
 		cfg: cfg, st: cfg.Store, signer: signer, vkey: vkey, now: cfg.Now, log: cfg.Logger,
 		queue: make(chan *request, cfg.QueueSize), tsaKick: make(chan struct{}, 1),
-		committed: make(chan struct{}),
+		committed: make(chan struct{}), syncKick: make(chan struct{}, 1),
 	}
+	l.ds, _ = cfg.Store.(DeferredSyncer)
 	if err := l.load(ctx); err != nil {
 		return nil, err
 	}
@@ -214,6 +240,17 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 
 	bgctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel
+	if l.ds != nil {
+		// A previous process may have died between a deferred commit and
+		// its flush; flush before building on it.
+		if err := l.ds.Sync(ctx); err != nil {
+			cancel()
+			return nil, fmt.Errorf("audit: flush the store: %w", err)
+		}
+		l.bg.Add(1)
+		go l.syncLoop(bgctx)
+	}
+	l.durable.Store(l.head.Load().size)
 	go l.commitLoop()
 	l.bg.Add(1)
 	go l.publishLoop(bgctx)
@@ -272,7 +309,8 @@ func (l *Log) Size() uint64 { return l.head.Load().size }
 var errClosed = rampart.Errorf(rampart.CodeUnavailable, "audit log is closed")
 
 // Append records ev and returns its index once the batch holding it is
-// durably committed. It fails closed: when the queue is full, the log closed
+// durably committed (for AckOnWrite events: committed, and flushed to disk in
+// the background; see Config.AckOnWrite). It fails closed: when the queue is full, the log closed
 // or the store failing it returns an error matching rampart.ErrUnavailable,
 // and the caller must refuse the audited action (HTTP 503). Invalid events
 // return rampart.ErrInvalid. Index is assigned by the log; Time too when zero.
@@ -291,6 +329,7 @@ func (l *Log) Append(ctx context.Context, ev Event) (uint64, error) {
 	// Encode here, in the caller's goroutine, so that the single sequencer
 	// only splices; this also checks the size (with room for any index).
 	req := &request{ev: ev, setTime: ev.Time.IsZero(), done: make(chan struct{})}
+	req.ackOnWrite = ev.AckOnWrite || (l.cfg.AckOnWrite != nil && l.cfg.AckOnWrite(&ev))
 	ev.Index = 0
 	if req.setTime {
 		ev.Time = time.Unix(0, 0)
@@ -480,10 +519,19 @@ func (l *Log) writeLoop(in <-chan *prepared) {
 			l.finish(p.batch, fmt.Errorf("audit: an earlier batch failed: %w", rampart.ErrUnavailable))
 			continue
 		}
+		deferred := l.ds != nil && !l.syncFailing.Load()
+		for _, r := range p.batch {
+			deferred = deferred && r.ackOnWrite
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CommitTimeout)
 		l.writeMu.Lock()
 		t0 := time.Now()
-		err := l.st.AppendLeaves(ctx, p.leaves)
+		var err error
+		if deferred {
+			err = l.ds.AppendLeavesDeferred(ctx, p.leaves)
+		} else {
+			err = l.st.AppendLeaves(ctx, p.leaves)
+		}
 		l.storeNs.Add(int64(time.Since(t0)))
 		l.writeMu.Unlock()
 		cancel()
@@ -495,8 +543,69 @@ func (l *Log) writeLoop(in <-chan *prepared) {
 		l.batches.Add(1)
 		l.appended.Add(int64(len(p.batch)))
 		l.head.Store(&treeHead{size: p.rng.End(), root: rangeRoot(p.rng)})
+		if deferred {
+			select {
+			case l.syncKick <- struct{}{}:
+			default:
+			}
+		} else {
+			// A waiting commit is on disk with everything before it.
+			l.setDurable(p.rng.End())
+			l.syncFailing.Store(false)
+		}
 		l.finish(p.batch, nil)
 	}
+}
+
+func (l *Log) setDurable(n uint64) {
+	for {
+		d := l.durable.Load()
+		if n <= d || l.durable.CompareAndSwap(d, n) {
+			return
+		}
+	}
+}
+
+// syncLoop flushes deferred commits to disk (Config.AckOnWrite): as soon as
+// one is outstanding and again until none is, so the window a power loss
+// could cut is about one flush long. A failing flush makes every following
+// batch wait for the disk itself (and so fail closed if the disk is gone)
+// until a flush or a waiting commit succeeds.
+func (l *Log) syncLoop(ctx context.Context) {
+	defer l.bg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.syncKick:
+		}
+		for ctx.Err() == nil && l.durable.Load() < l.head.Load().size {
+			if err := l.flush(ctx); err != nil {
+				l.log.Error("audit: flushing committed events to disk failed; appends now wait for the disk", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+	}
+}
+
+// flush makes everything committed so far durable on disk.
+func (l *Log) flush(ctx context.Context) error {
+	target := l.head.Load().size
+	fctx, cancel := context.WithTimeout(ctx, l.cfg.CommitTimeout)
+	err := l.ds.Sync(fctx)
+	cancel()
+	if err != nil {
+		l.syncErrors.Add(1)
+		l.syncFailing.Store(true)
+		return err
+	}
+	l.syncs.Add(1)
+	l.syncFailing.Store(false)
+	l.setDurable(target)
+	return nil
 }
 
 // finish wakes the callers of a batch; a failure fails closed (503).
@@ -613,7 +722,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 
 // Status reports the log's health (for /readyz and metrics).
 func (l *Log) Status() Status {
-	s := Status{Size: l.Size(), QueueLen: len(l.queue), QueueCap: cap(l.queue), CommitErrors: l.failures.Load(),
+	s := Status{Size: l.Size(), DurableSize: l.durable.Load(), Syncs: l.syncs.Load(), SyncErrors: l.syncErrors.Load(), QueueLen: len(l.queue), QueueCap: cap(l.queue), CommitErrors: l.failures.Load(),
 		Batches: l.batches.Load(), Appended: l.appended.Load(), StoreTime: time.Duration(l.storeNs.Load())}
 	if p := l.published.Load(); p != nil {
 		s.PublishedSize = p.Size
@@ -638,6 +747,9 @@ func (l *Log) Close(ctx context.Context) error {
 		case <-l.committed:
 		case <-ctx.Done():
 			l.closeErr = fmt.Errorf("audit: close: %w", ctx.Err())
+		}
+		if l.closeErr == nil && l.ds != nil && l.durable.Load() < l.Size() {
+			l.closeErr = l.flush(ctx)
 		}
 		if l.closeErr == nil {
 			if _, err := l.Publish(ctx); err != nil {

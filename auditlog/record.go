@@ -26,7 +26,7 @@ func FromAuditEvent(ev rampart.AuditEvent) Event {
 	out := Event{
 		Time: ev.Time, Tenant: ev.TenantID, Principal: ev.Principal, Role: ev.Role, Action: ev.Action,
 		Resource: ev.Resource, Decision: d, Reason: ev.Reason, Outcome: ev.Outcome, RequestID: ev.RequestID,
-		Digest: normDigest(ev.Digest), Details: ev.Details,
+		Digest: normDigest(ev.Digest), Details: ev.Details, AckOnWrite: ev.AckOnWrite,
 	}
 	if len(ev.Sensitive) > 0 {
 		out.Sensitive = make(map[string][]byte, len(ev.Sensitive))

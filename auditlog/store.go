@@ -51,6 +51,22 @@ type Store interface {
 	UntimestampedCheckpoints(ctx context.Context, since time.Time, limit int) ([]StoredCheckpoint, error)
 }
 
+// DeferredSyncer is implemented by stores that can commit a batch without
+// waiting for the disk, so that high-volume events (predictions) need not
+// wait for an fsync each (see Config.AckOnWrite). The log calls Sync in the
+// background, continuously while deferred batches are outstanding, and every
+// AppendLeaves (the waiting kind) is itself durable together with every
+// deferred batch before it.
+type DeferredSyncer interface {
+	// AppendLeavesDeferred is AppendLeaves without waiting for the disk: on
+	// return the leaves are committed and visible, and survive a crash or
+	// kill -9 of this process (they are in the operating system), but a
+	// power loss before the next Sync may lose them.
+	AppendLeavesDeferred(ctx context.Context, leaves []Leaf) error
+	// Sync makes every leaf committed so far durable against power loss.
+	Sync(ctx context.Context) error
+}
+
 // Leaf is one stored log entry.
 type Leaf struct {
 	Index uint64

@@ -11,6 +11,7 @@ import (
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/auditlog"
 	"github.com/rampart-mlaas/rampart/auditlog/tsa"
+	"github.com/rampart-mlaas/rampart/authz"
 )
 
 // AuditKeyName names the checkpoint signing key in the keyring.
@@ -44,8 +45,20 @@ func openAudit(ctx context.Context, s *Server) (*auditlog.Log, error) {
 	}
 	st := s.DB.Audit()
 	s.closers = append(s.closers, st.Close) // closed after the log (closers run in reverse)
-	l, err := auditlog.Open(ctx, auditlog.Config{Store: st, Origin: origin, SigningKey: key.PrivateKey(),
-		HMAC: hmacFn, TSA: tc, Logger: s.log})
+	cfg := auditlog.Config{Store: st, Origin: origin, SigningKey: key.PrivateKey(),
+		HMAC: hmacFn, TSA: tc, Logger: s.log}
+	if !s.cfg.AuditFsyncPredictions {
+		// AUDIT-3/AUDIT-5: every prediction is still logged before it is
+		// answered, committed (it survives a crash of the server); only its
+		// flush to disk is shared with the next ones instead of awaited,
+		// which is what keeps the audited prediction path within
+		// milliseconds on an ordinary disk. Only allowed predictions: a
+		// denial waits for the disk like every other security event.
+		cfg.AckOnWrite = func(ev *auditlog.Event) bool {
+			return ev.Action == string(authz.Predict) && ev.Decision == auditlog.Allow
+		}
+	}
+	l, err := auditlog.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
@@ -64,6 +77,8 @@ func (s *Server) routeAudit() {
 	}
 	s.API.Metrics().MustRegister(
 		g("rampart_audit_size", "Committed audit events.", func(st auditlog.Status) float64 { return float64(st.Size) }),
+		g("rampart_audit_durable_size", "Committed audit events known flushed to disk.", func(st auditlog.Status) float64 { return float64(st.DurableSize) }),
+		g("rampart_audit_sync_errors", "Failed background flushes of the audit log to disk since start.", func(st auditlog.Status) float64 { return float64(st.SyncErrors) }),
 		g("rampart_audit_published_size", "Tree size of the latest signed checkpoint.", func(st auditlog.Status) float64 { return float64(st.PublishedSize) }),
 		g("rampart_audit_queue_length", "Audit events waiting to be committed.", func(st auditlog.Status) float64 { return float64(st.QueueLen) }),
 		g("rampart_audit_commit_errors", "Failed audit batch commits since start.", func(st auditlog.Status) float64 { return float64(st.CommitErrors) }),
@@ -82,7 +97,7 @@ func (s *Server) routeAudit() {
 func (s *Server) checks(context.Context) map[string]string {
 	st := s.AuditLog.Status()
 	m := map[string]string{
-		"audit": fmt.Sprintf("size %d, checkpoint %d", st.Size, st.PublishedSize),
+		"audit": fmt.Sprintf("size %d, on disk %d, checkpoint %d", st.Size, st.DurableSize, st.PublishedSize),
 	}
 	switch {
 	case !st.TSA.Configured:

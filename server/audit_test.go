@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/auditlog"
+	"github.com/rampart-mlaas/rampart/authz"
 	"github.com/rampart-mlaas/rampart/compliance"
 	"github.com/rampart-mlaas/rampart/httpapi"
 	"github.com/rampart-mlaas/rampart/server"
@@ -277,5 +280,54 @@ func TestAssessmentThresholds(t *testing.T) {
 	}
 	if st, _ := e.Raw(t, "PUT", "/v1/assessment-thresholds", e.OpToken, strings.NewReader(`{"thresholds":[]}`), map[string]string{"Content-Type": "application/json"}); st != 403 {
 		t.Errorf("operator set thresholds: %d", st)
+	}
+}
+
+// TestPredictionAuditAckOnCommit (AUDIT-3, AUDIT-5): every allowed prediction
+// is in the log when it is answered. By default its event is acknowledged on
+// commit and flushed to disk in the background (the log's background flushes
+// run); with audit_fsync_predictions each waits for the disk (none run). A
+// denied prediction always waits for the disk.
+func TestPredictionAuditAckOnCommit(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fsync=%v", strict), func(t *testing.T) {
+			e := servertest.Start(t, func(c *server.Config) { c.AuditFsyncPredictions = strict })
+			w := e.NewWorld(t, "acme")
+			ep := servertest.Fixtures["endpoint"](t, e, w)[0]
+			servertest.Fixtures["endpoint_grant_id"](t, e, w)
+			su := w.Actors[rampart.RoleServiceUser]
+			before := e.Server.AuditLog.Status()
+			const n = 20
+			for i := 0; i < n; i++ {
+				body := fmt.Sprintf(`{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[0.%d,0.5]}]}`, i)
+				st, out := e.Raw(t, "POST", "/v2/models/"+ep+"/infer", su.Token, strings.NewReader(body), map[string]string{"Content-Type": "application/json"})
+				if st != 200 {
+					t.Fatalf("infer: %d %s", st, out)
+				}
+				// Answered, so already in the log.
+				var page httpapi.List[httpapi.AuditRecord]
+				q := url.Values{"action": {string(authz.Predict)}, "principal": {su.Principal.ID}}
+				if err := e.Operator.Do(context.Background(), "GET", "/v1/audit/events", q, nil, &page); err != nil {
+					t.Fatal(err)
+				}
+				if len(page.Items) != i+1 {
+					t.Fatalf("after %d predictions the log holds %d", i+1, len(page.Items))
+				}
+			}
+			after := e.Server.AuditLog.Status()
+			if strict && after.Syncs != before.Syncs {
+				t.Errorf("audit_fsync_predictions: %d background flushes ran, want none", after.Syncs-before.Syncs)
+			}
+			if !strict && after.Syncs == before.Syncs {
+				t.Errorf("default: no background flush ran, so predictions waited for the disk")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for st := e.Server.AuditLog.Status(); st.DurableSize < st.Size; st = e.Server.AuditLog.Status() {
+				if time.Now().After(deadline) {
+					t.Fatalf("the log never flushed: %d of %d on disk", st.DurableSize, st.Size)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
 	}
 }

@@ -26,6 +26,12 @@ type Config struct {
 	// RootKey is the root key value itself (RAMPART_ROOT_KEY); never in a file.
 	RootKey Secret `json:"-"`
 	TSAURL  string `json:"tsa_url"`
+	// AuditFsyncPredictions makes every prediction wait until its audit
+	// event is flushed to disk. By default a prediction is answered once its
+	// event is committed (safe from a crash or kill -9 of the server) and
+	// the flush follows within milliseconds; state changes, denials and
+	// authentication failures always wait for the disk.
+	AuditFsyncPredictions bool `json:"audit_fsync_predictions"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
 	// JobSlots is how many training jobs run at once; 0 = number of cores.

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -20,7 +23,8 @@ import (
 // database (it holds the audit log's write connection) and Close it after the
 // auditlog.Log, before closing the DB.
 type AuditStore struct {
-	db *sql.DB
+	db      *sql.DB
+	walPath string
 
 	// Writes go through one dedicated connection, one at a time: its page
 	// cache stays warm and its prepared inserts stay prepared, instead of
@@ -28,6 +32,45 @@ type AuditStore struct {
 	mu    sync.Mutex
 	conn  *sql.Conn
 	stmts map[int]*sql.Stmt // multi-row inserts on conn, one per size in insertSizes
+	// fullSync is the writer connection's synchronous setting: FULL (the
+	// database default) or NORMAL for deferred batches.
+	fullSync bool
+
+	// The writer connection never checkpoints the write-ahead log itself
+	// (a checkpoint is two fsyncs and megabytes of writes, which would stall
+	// every audited request queued behind it); a background checkpoint on
+	// another connection runs instead once enough was appended.
+	unckpt      atomic.Int64 // bytes appended since the last background checkpoint
+	ckptRunning atomic.Bool
+	ckptWG      sync.WaitGroup
+}
+
+// walCheckpointBytes is about SQLite's own automatic checkpoint threshold
+// (1000 pages of 4 KiB).
+const walCheckpointBytes = 4 << 20
+
+// appended counts a batch towards the next background checkpoint and starts
+// one when due (never two at once). PASSIVE never blocks the writer; if it
+// cannot finish (a long reader), the next one continues.
+func (s *AuditStore) appended(leaves []auditlog.Leaf) {
+	n := int64(0)
+	for _, l := range leaves {
+		n += int64(len(l.Data) + len(l.Hashes) + 64)
+	}
+	if s.unckpt.Add(n) < walCheckpointBytes || !s.ckptRunning.CompareAndSwap(false, true) {
+		return
+	}
+	s.unckpt.Store(0)
+	s.ckptWG.Add(1)
+	go func() {
+		defer s.ckptWG.Done()
+		defer s.ckptRunning.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// An error leaves the frames in the log, where they are safe; the
+		// next checkpoint (or any other connection's automatic one) retries.
+		s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	}()
 }
 
 // writer returns the dedicated write connection; s.mu must be held.
@@ -39,7 +82,11 @@ func (s *AuditStore) writer(ctx context.Context) (*sql.Conn, error) {
 	if err != nil {
 		return nil, mapErr(err, "audit store")
 	}
-	s.conn, s.stmts = c, map[int]*sql.Stmt{}
+	if _, err := c.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
+		c.Close()
+		return nil, mapErr(err, "audit store")
+	}
+	s.conn, s.stmts, s.fullSync = c, map[int]*sql.Stmt{}, true
 	return c, nil
 }
 
@@ -56,8 +103,9 @@ func (s *AuditStore) dropWriter() {
 	s.conn, s.stmts = nil, nil
 }
 
-// write runs f on the write connection, serialised.
-func (s *AuditStore) write(ctx context.Context, f func(*sql.Conn) error) error {
+// write runs f on the write connection, serialised; leaves, when f appends
+// them, count towards the next background checkpoint.
+func (s *AuditStore) write(ctx context.Context, f func(*sql.Conn) error, leaves ...auditlog.Leaf) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, err := s.writer(ctx)
@@ -65,6 +113,9 @@ func (s *AuditStore) write(ctx context.Context, f func(*sql.Conn) error) error {
 		return err
 	}
 	err = f(c)
+	if err == nil && len(leaves) > 0 {
+		s.appended(leaves)
+	}
 	var re *rampart.Error
 	if err != nil && !errors.As(err, &re) { // a driver error: start afresh
 		s.dropWriter()
@@ -79,13 +130,14 @@ var insertSizes = []int{256, 32, 4, 1}
 var _ auditlog.Store = (*AuditStore)(nil)
 
 // Audit returns an audit log store sharing this database's file and pool.
-func (d *DB) Audit() *AuditStore { return &AuditStore{db: d.db} }
+func (d *DB) Audit() *AuditStore { return &AuditStore{db: d.db, walPath: d.path + "-wal"} }
 
 // Close releases the store's write connection (the database stays open).
 func (s *AuditStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropWriter()
+	s.ckptWG.Wait()
 	return nil
 }
 
@@ -101,7 +153,76 @@ func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) e
 			return rampart.Errorf(rampart.CodeConflict, "audit leaves are not consecutive")
 		}
 	}
-	return s.write(ctx, func(c *sql.Conn) error { return s.appendLeaves(ctx, c, leaves) })
+	return s.write(ctx, func(c *sql.Conn) error {
+		if err := s.setSync(ctx, c, true); err != nil {
+			return err
+		}
+		return s.appendLeaves(ctx, c, leaves)
+	}, leaves...)
+}
+
+var _ auditlog.DeferredSyncer = (*AuditStore)(nil)
+
+// AppendLeavesDeferred implements auditlog.DeferredSyncer: the batch is
+// committed with synchronous=NORMAL, i.e. written to the write-ahead log
+// without waiting for fsync. WAL mode keeps the database consistent either
+// way; such a commit survives a crash of the process at once (it is in the
+// OS) and a power loss after the next Sync.
+func (s *AuditStore) AppendLeavesDeferred(ctx context.Context, leaves []auditlog.Leaf) error {
+	if len(leaves) == 0 {
+		return nil
+	}
+	for i := range leaves {
+		if leaves[i].Index != leaves[0].Index+uint64(i) {
+			return rampart.Errorf(rampart.CodeConflict, "audit leaves are not consecutive")
+		}
+	}
+	return s.write(ctx, func(c *sql.Conn) error {
+		if err := s.setSync(ctx, c, false); err != nil {
+			return err
+		}
+		return s.appendLeaves(ctx, c, leaves)
+	}, leaves...)
+}
+
+// setSync switches the writer connection between synchronous=FULL and
+// NORMAL (a per-connection setting); s.mu must be held.
+func (s *AuditStore) setSync(ctx context.Context, c *sql.Conn, full bool) error {
+	if s.fullSync == full {
+		return nil
+	}
+	mode := "NORMAL"
+	if full {
+		mode = "FULL"
+	}
+	if _, err := c.ExecContext(ctx, "PRAGMA synchronous="+mode); err != nil {
+		return mapErr(err, "audit store")
+	}
+	s.fullSync = full
+	return nil
+}
+
+// Sync implements auditlog.DeferredSyncer: it fsyncs the write-ahead log,
+// which holds every commit not yet checkpointed (fsync covers the file, not
+// the descriptor, so SQLite's own descriptor's writes are included). Frames
+// already checkpointed are in the database file, which SQLite fsyncs after
+// every checkpoint; with no WAL file at all everything is checkpointed.
+func (s *AuditStore) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.Open(s.walPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("audit store: open write-ahead log: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("audit store: fsync write-ahead log: %w", err)
+	}
+	return nil
 }
 
 func (s *AuditStore) appendLeaves(ctx context.Context, c *sql.Conn, leaves []auditlog.Leaf) error {

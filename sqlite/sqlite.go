@@ -26,7 +26,8 @@ var migrations embed.FS
 
 // DB is the SQLite store. It implements rampart.Store and keyring.KeysetStore.
 type DB struct {
-	db *sql.DB
+	db   *sql.DB
+	path string // the database file; its write-ahead log is path+"-wal"
 }
 
 var _ rampart.Store = (*DB)(nil)
@@ -68,7 +69,7 @@ func OpenUnmigrated(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, path: path}, nil
 }
 
 // Migrate applies the embedded migrations that are not applied yet.

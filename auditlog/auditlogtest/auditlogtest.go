@@ -22,6 +22,58 @@ func Run(t *testing.T, newStore func(t *testing.T) auditlog.Store) {
 	t.Run("AppendConflicts", func(t *testing.T) { testAppendConflicts(t, newStore(t)) })
 	t.Run("Query", func(t *testing.T) { testQuery(t, newStore(t)) })
 	t.Run("Checkpoints", func(t *testing.T) { testCheckpoints(t, newStore(t)) })
+	t.Run("Deferred", func(t *testing.T) {
+		st := newStore(t)
+		ds, ok := st.(auditlog.DeferredSyncer)
+		if !ok {
+			t.Skip("the store does not implement auditlog.DeferredSyncer")
+		}
+		testDeferred(t, st, ds)
+	})
+}
+
+// testDeferred: deferred and waiting appends interleave on one sequence of
+// indexes with the same conflict rules, deferred leaves are visible at once,
+// and Sync succeeds with or without anything outstanding.
+func testDeferred(t *testing.T, st auditlog.Store, ds auditlog.DeferredSyncer) {
+	ctx := context.Background()
+	if err := ds.Sync(ctx); err != nil {
+		t.Fatalf("Sync on empty: %v", err)
+	}
+	for i, b := range [][2]uint64{{0, 300}, {300, 1}, {301, 40}, {341, 2}} {
+		var err error
+		if i%2 == 0 {
+			err = ds.AppendLeavesDeferred(ctx, leaves(b[0], b[1]))
+		} else {
+			err = st.AppendLeaves(ctx, leaves(b[0], b[1]))
+		}
+		if err != nil {
+			t.Fatalf("append %v: %v", b, err)
+		}
+		if n, err := st.LeafCount(ctx); err != nil || n != b[0]+b[1] {
+			t.Fatalf("after append %v: LeafCount %d, %v", b, n, err)
+		}
+	}
+	if err := ds.AppendLeavesDeferred(ctx, leaves(100, 2)); !errors.Is(err, rampart.ErrConflict) {
+		t.Fatalf("deferred append over existing leaves: %v, want ErrConflict", err)
+	}
+	bad := leaves(343, 2)
+	bad[1].Index = 400
+	if err := ds.AppendLeavesDeferred(ctx, bad); !errors.Is(err, rampart.ErrConflict) {
+		t.Fatalf("non-consecutive deferred append: %v, want ErrConflict", err)
+	}
+	if err := ds.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	got, err := st.ReadLeaves(ctx, 0, 343)
+	if err != nil || len(got) != 343 {
+		t.Fatalf("ReadLeaves: %d leaves, %v", len(got), err)
+	}
+	for i, l := range got {
+		if !equalLeaf(l, leaf(uint64(i))) {
+			t.Fatalf("leaf %d differs after deferred appends", i)
+		}
+	}
 }
 
 var base = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +77,10 @@ func main() {
 		median(logRates), median(plainRates), median(ratios))
 
 	if *rate > 0 {
-		latencyRun(ctx, key)
+		for r := 0; r < *runs; r++ {
+			latencyRun(ctx, key, false, r)
+			latencyRun(ctx, key, true, r)
+		}
 	}
 	if *verifyN > 0 {
 		verifyRun(key)
@@ -187,11 +191,17 @@ func plainRun(ctx context.Context, r, batch int) float64 {
 }
 
 // latencyRun appends at a fixed rate (open loop) and reports how long an
-// audited action waits for its record to be durable.
-func latencyRun(ctx context.Context, key ed25519.PrivateKey) {
-	db := openDB(ctx, "latency.db")
+// audited action waits for its record: until it is on disk (fsync'd group
+// commit), or with ackOnWrite (what the server does for predictions) until it
+// is committed, the flush to disk following in the background.
+func latencyRun(ctx context.Context, key ed25519.PrivateKey, ackOnWrite bool, run int) {
+	db := openDB(ctx, fmt.Sprintf("latency-%v-%d.db", ackOnWrite, run))
 	defer db.Close()
-	l, err := auditlog.Open(ctx, auditlog.Config{Store: db.Audit(), Origin: "bench/audit", SigningKey: key})
+	cfg := auditlog.Config{Store: db.Audit(), Origin: "bench/audit", SigningKey: key}
+	if ackOnWrite {
+		cfg.AckOnWrite = func(*auditlog.Event) bool { return true }
+	}
+	l, err := auditlog.Open(ctx, cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -217,9 +227,17 @@ func latencyRun(ctx context.Context, key ed25519.PrivateKey) {
 		}()
 	}
 	wg.Wait()
+	el := time.Since(start)
 	slices.Sort(lat)
-	fmt.Printf("LATENCY at %d events/s for %ds: p50 %v, p99 %v, max %v\n", *rate, seconds,
-		lat[n/2].Round(time.Microsecond), lat[n*99/100].Round(time.Microsecond), lat[n-1].Round(time.Microsecond))
+	mode := "ack after fsync        "
+	if ackOnWrite {
+		mode = "ack on commit (predict)"
+	}
+	st := l.Status()
+	fmt.Printf("LATENCY %s run %d at %d events/s for %ds (achieved %.0f/s): p50 %v, p99 %v, max %v; %d batches, %d background flushes, load %s\n",
+		mode, run, *rate, seconds, float64(n)/el.Seconds(),
+		lat[n/2].Round(time.Microsecond), lat[n*99/100].Round(time.Microsecond), lat[n-1].Round(time.Microsecond),
+		st.Batches, st.Syncs, loadavg())
 }
 
 // verifyRun: what `rampart audit verify` does once it has fetched the whole
@@ -300,4 +318,17 @@ func verifyStoreRun(ctx context.Context, key ed25519.PrivateKey) {
 		fmt.Printf("verify-store run %d: %d events, %d checkpoints in %.2fs\n", r, rep.Leaves, rep.Checkpoints, times[r])
 	}
 	fmt.Printf("MEDIAN VerifyStore of %d events from SQLite: %.2fs\n", *storeN, median(times))
+}
+
+// loadavg is the 1-minute load average, printed next to each latency figure.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }

@@ -94,6 +94,7 @@ func serveCmd(g *globals) *cobra.Command {
 			set("insecure-plaintext", func() { cfg.InsecurePlaintext = fl.InsecurePlaintext })
 			set("root-key-file", func() { cfg.RootKeyFile = fl.RootKeyFile })
 			set("tsa-url", func() { cfg.TSAURL = fl.TSAURL })
+			set("audit-fsync-predictions", func() { cfg.AuditFsyncPredictions = fl.AuditFsyncPredictions })
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
@@ -124,6 +125,8 @@ func serveCmd(g *globals) *cobra.Command {
 	f.BoolVar(&fl.InsecurePlaintext, "insecure-plaintext", false, "allow plaintext HTTP on a non-loopback address (behind a TLS proxy)")
 	f.StringVar(&fl.RootKeyFile, "root-key-file", "", "root key file (mode 0600); default: beside the data (development only)")
 	f.StringVar(&fl.TSAURL, "tsa-url", "", "RFC 3161 time-stamping authority for audit checkpoints")
+	f.BoolVar(&fl.AuditFsyncPredictions, "audit-fsync-predictions", false,
+		"answer a prediction only once its audit event is on disk (default: once committed, flushed within milliseconds)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
