@@ -1,8 +1,9 @@
 package executor
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,8 +71,8 @@ type errorMsg struct {
 	Message string `json:"message"`
 }
 
-// TrainFunc trains one model from CSV bytes, reporting progress.
-type TrainFunc func(ctx context.Context, spec Spec, data []byte, progress func(Progress)) (*Output, error)
+// TrainFunc trains one model from a CSV stream, reporting progress.
+type TrainFunc func(ctx context.Context, spec Spec, data io.Reader, progress func(Progress)) (*Output, error)
 
 // ServeChild is the child side of the executor: the body of the hidden
 // `rampart internal train-worker` command. It confines itself first
@@ -109,22 +110,14 @@ func ServeChild(in io.Reader, out io.Writer, train TrainFunc) int {
 		// Let the GC work hard before the address-space limit is reached.
 		debug.SetMemoryLimit(spec.MemoryBytes * 6 / 10)
 	}
-	var data bytes.Buffer
-	for {
-		typ, b, err := readFrame(in)
-		if err != nil {
-			return 4
-		}
-		if typ == frameEnd {
-			break
-		}
-		if typ != frameData {
-			return 4
-		}
-		data.Write(b)
-	}
+	// The data is parsed as it arrives, straight from the pipe: no copy of
+	// the whole CSV is kept while the model trains.
+	data := &dataReader{in: bufio.NewReaderSize(in, dataChunk)}
 	progress := func(p Progress) { _ = writeJSONFrame(out, frameProgress, p) }
-	o, err := train(context.Background(), spec, data.Bytes(), progress)
+	o, err := train(context.Background(), spec, data, progress)
+	if data.err != nil {
+		return 4 // the parent broke the frame protocol
+	}
 	if err != nil {
 		kind := kindInternal
 		switch {
@@ -145,6 +138,59 @@ func ServeChild(in io.Reader, out io.Writer, train TrainFunc) int {
 		return 5
 	}
 	return 0
+}
+
+// dataReader reads the payloads of data frames up to the end frame.
+type dataReader struct {
+	in   io.Reader
+	left uint32 // bytes of the current frame not yet read
+	end  bool
+	err  error // a protocol error; sticky
+}
+
+func (d *dataReader) Read(p []byte) (int, error) {
+	for d.left == 0 {
+		if d.err != nil {
+			return 0, d.err
+		}
+		if d.end {
+			return 0, io.EOF
+		}
+		var hdr [5]byte
+		if _, err := io.ReadFull(d.in, hdr[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF // the end frame is missing
+			}
+			d.err = fmt.Errorf("%w: %w", errFrame, err)
+			return 0, d.err
+		}
+		n := binary.BigEndian.Uint32(hdr[1:])
+		switch {
+		case hdr[0] == frameEnd && n == 0:
+			d.end = true
+		case hdr[0] == frameData && n <= maxSmallFrame:
+			d.left = n
+		default:
+			d.err = fmt.Errorf("%w: type %q length %d in the data", errFrame, hdr[0], n)
+		}
+	}
+	if uint32(len(p)) > d.left {
+		p = p[:d.left]
+	}
+	n, err := d.in.Read(p)
+	d.left -= uint32(n)
+	switch {
+	case err == nil:
+	case n > 0 && errors.Is(err, io.EOF):
+		err = nil // the next Read reports what is missing
+	default:
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		d.err = fmt.Errorf("%w: %w", errFrame, err)
+		err = d.err
+	}
+	return n, err
 }
 
 // setLimits lowers the process's own limits (TEN-2, TRAIN-4). The CPU hard
@@ -185,8 +231,8 @@ const exitCPULimit = 86
 
 // Train is the real training function: parse the CSV, train with the ml
 // engine, evaluate on the training data and marshal the canonical artifact.
-func Train(ctx context.Context, spec Spec, data []byte, progress func(Progress)) (*Output, error) {
-	f, err := ml.ReadCSV(bytes.NewReader(data), ml.CSVOptions{})
+func Train(ctx context.Context, spec Spec, data io.Reader, progress func(Progress)) (*Output, error) {
+	f, err := ml.ReadCSV(data, ml.CSVOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -26,11 +26,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // FailureKind classifies why a run failed.
@@ -81,7 +84,10 @@ type Config struct {
 	// [3e9, 4e9), where no users exist, so that two executors on one host
 	// (two servers, or tests) do not share uids.
 	UIDBase uint32
-	Log     *slog.Logger
+	// Spares is how many worker processes are kept started ahead of their
+	// jobs (see SetSpares); 0 starts each one when its job runs.
+	Spares int
+	Log    *slog.Logger
 }
 
 // Executor starts confined training processes.
@@ -95,6 +101,28 @@ type Executor struct {
 	uids    map[uint32]bool
 	nsFlags uintptr // namespaces that work here, learnt on first start
 	nsKnown bool
+
+	spareMu sync.Mutex
+	spares  []*proc // started, waiting for a spec, oldest first
+	want    int
+	filling bool
+	closed  bool
+}
+
+// proc is one started worker process: its own uid, namespaces, empty
+// environment and private working directory are in place (they are set at
+// clone and exec time), and it is blocked reading its spec. It has seen
+// nothing of any job; its rlimits and seccomp filter follow from the spec
+// before it reads any data. A proc runs one job and is never reused.
+type proc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	stderr *tailBuffer
+	kill   context.CancelFunc // SIGKILL to the process group (the command's Cancel)
+	work   string
+	uid    uint32
+	iso    []string // uid and namespaces it got
 }
 
 // New prepares an executor. As root it stages the worker binary in a
@@ -123,7 +151,7 @@ func New(cfg Config) (*Executor, error) {
 			cfg.Command = []string{exe, "-test.run=^$", "internal", "train-worker"}
 		}
 	}
-	e := &Executor{cfg: cfg, path: cfg.Command[0], args: cfg.Command[1:], uids: map[uint32]bool{}, root: os.Geteuid() == 0}
+	e := &Executor{cfg: cfg, path: cfg.Command[0], args: cfg.Command[1:], uids: map[uint32]bool{}, root: os.Geteuid() == 0, want: max(cfg.Spares, 0)}
 	if e.root {
 		dir, err := os.MkdirTemp("", "rampart-worker-")
 		if err != nil {
@@ -176,8 +204,181 @@ func IsWorker(args []string) ([]string, bool) {
 	return nil, false
 }
 
-// Close removes the staged binary.
+// SetSpares sets how many worker processes are kept started ahead of their
+// jobs (a job service sets it to its number of slots). Starting a worker —
+// clone into fresh namespaces, exec, runtime initialisation — is most of a
+// small job's fixed cost; a spare has paid it before its job arrives. Each
+// spare still runs exactly one job: it is confined the same way, under its
+// own uid, and learns its job (spec, limits, data) only when it is taken.
+func (e *Executor) SetSpares(n int) {
+	e.spareMu.Lock()
+	e.want = max(n, 0)
+	var extra []*proc
+	if len(e.spares) > e.want {
+		extra = e.spares[e.want:]
+		e.spares = e.spares[:e.want:e.want]
+	}
+	e.spareMu.Unlock()
+	for _, p := range extra {
+		p.discard(e)
+	}
+	e.fill()
+}
+
+// take returns a live spare, or nil, and starts replacing it.
+func (e *Executor) take() *proc {
+	var p *proc
+	var dead []*proc
+	e.spareMu.Lock()
+	for p == nil && len(e.spares) > 0 {
+		p, e.spares = e.spares[0], e.spares[1:]
+		if p.exited() {
+			dead, p = append(dead, p), nil
+		}
+	}
+	e.spareMu.Unlock()
+	for _, d := range dead {
+		e.cfg.Log.Warn("executor: a spare worker had exited; discarded", "stderr", d.stderr.String())
+		go d.discard(e)
+	}
+	e.fill()
+	return p
+}
+
+// fill starts spares in the background until there are as many as wanted.
+func (e *Executor) fill() {
+	e.spareMu.Lock()
+	if e.filling || e.closed || len(e.spares) >= e.want {
+		e.spareMu.Unlock()
+		return
+	}
+	e.filling = true
+	e.spareMu.Unlock()
+	go func() {
+		for {
+			p, err := e.spawn()
+			e.spareMu.Lock()
+			if err != nil || e.closed || len(e.spares) >= e.want {
+				e.filling = false
+				e.spareMu.Unlock()
+				if err != nil {
+					e.cfg.Log.Warn("executor: start a spare worker", "err", err)
+				} else {
+					p.discard(e)
+				}
+				return
+			}
+			e.spares = append(e.spares, p)
+			done := len(e.spares) >= e.want
+			if done {
+				e.filling = false
+			}
+			e.spareMu.Unlock()
+			if done {
+				return
+			}
+		}
+	}()
+}
+
+// spawn starts a worker process that waits for its spec.
+func (e *Executor) spawn() (*proc, error) {
+	work, err := os.MkdirTemp("", "rampart-job-")
+	if err != nil {
+		return nil, fmt.Errorf("executor: work dir: %w", err)
+	}
+	p := &proc{stderr: &tailBuffer{}, work: work}
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if e.root {
+		p.uid = e.takeUID()
+		if err := os.Chown(work, int(p.uid), int(p.uid)); err != nil {
+			p.release(e)
+			return nil, fmt.Errorf("executor: work dir: %w", err)
+		}
+		attr.Credential = &syscall.Credential{Uid: p.uid, Gid: p.uid, Groups: []uint32{}}
+		p.iso = append(p.iso, "uid:"+strconv.FormatUint(uint64(p.uid), 10))
+	}
+	// The command's context is the process's life: cancelling it (kill)
+	// kills the process group. A job ties it to its own context and wall
+	// clock when it takes the process.
+	pctx, kill := context.WithCancel(context.Background())
+	p.kill = kill
+	var perr error
+	build := func(flags uintptr) *exec.Cmd {
+		cmd := exec.CommandContext(pctx, e.path, e.args...)
+		cmd.Env = []string{}
+		cmd.Dir = work
+		a := *attr
+		a.Cloneflags = flags
+		cmd.SysProcAttr = &a
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = 2 * time.Second
+		cmd.Stderr = p.stderr
+		if p.stdin, perr = cmd.StdinPipe(); perr == nil {
+			p.stdout, perr = cmd.StdoutPipe()
+		}
+		return cmd
+	}
+	cmd, flags, err := e.start(build)
+	if err == nil && perr != nil {
+		kill()
+		_ = cmd.Wait()
+	}
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		p.release(e)
+		return nil, fmt.Errorf("executor: start worker: %w", err)
+	}
+	p.cmd = cmd
+	for _, ns := range []struct {
+		f    uintptr
+		name string
+	}{{syscall.CLONE_NEWUSER, "userns"}, {syscall.CLONE_NEWNET, "netns"}, {syscall.CLONE_NEWIPC, "ipcns"}, {syscall.CLONE_NEWUTS, "utsns"}} {
+		if flags&ns.f != 0 {
+			p.iso = append(p.iso, ns.name)
+		}
+	}
+	return p, nil
+}
+
+// exited reports whether the process has ended (without reaping it).
+func (p *proc) exited() bool {
+	var si unix.Siginfo
+	err := unix.Waitid(unix.P_PID, p.cmd.Process.Pid, &si, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err != nil || si.Signo != 0
+}
+
+// release frees what the process held, after it has been waited for.
+func (p *proc) release(e *Executor) {
+	if p.kill != nil {
+		p.kill()
+	}
+	_ = os.RemoveAll(p.work)
+	if e.root && p.uid != 0 {
+		e.dropUID(p.uid)
+	}
+}
+
+// discard ends a process that never got a job.
+func (p *proc) discard(e *Executor) {
+	p.kill()
+	_ = p.stdin.Close()
+	_ = p.cmd.Wait()
+	p.release(e)
+}
+
+// Close ends the spares and removes the staged binary.
 func (e *Executor) Close() error {
+	e.spareMu.Lock()
+	e.closed = true
+	spares := e.spares
+	e.spares = nil
+	e.spareMu.Unlock()
+	for _, p := range spares {
+		p.discard(e)
+	}
 	if e.stage != "" {
 		return os.RemoveAll(e.stage)
 	}
@@ -267,59 +468,20 @@ func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limit
 		lim.Processes = 256
 	}
 	spec.MemoryBytes = lim.MemoryBytes
-	var iso []string
-	uid := uint32(0)
-	work, err := os.MkdirTemp("", "rampart-job-")
-	if err != nil {
-		return nil, fmt.Errorf("executor: work dir: %w", err)
-	}
-	defer os.RemoveAll(work)
-	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if e.root {
-		uid = e.takeUID()
-		defer e.dropUID(uid)
-		if err := os.Chown(work, int(uid), int(uid)); err != nil {
-			return nil, fmt.Errorf("executor: work dir: %w", err)
+	p := e.take()
+	if p == nil {
+		var err error
+		if p, err = e.spawn(); err != nil {
+			return nil, err
 		}
-		attr.Credential = &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}
-		iso = append(iso, "uid:"+strconv.FormatUint(uint64(uid), 10))
 	}
+	defer p.release(e)
+	// The job's context and wall clock end the process from now on.
 	runCtx, cancelRun := context.WithTimeout(ctx, lim.Wall)
 	defer cancelRun()
-	var stdin io.WriteCloser
-	var stdout io.ReadCloser
-	var stderr tailBuffer
-	var perr error
-	build := func(flags uintptr) *exec.Cmd {
-		cmd := exec.CommandContext(runCtx, e.path, e.args...)
-		cmd.Env = []string{}
-		cmd.Dir = work
-		a := *attr
-		a.Cloneflags = flags
-		cmd.SysProcAttr = &a
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = 2 * time.Second
-		cmd.Stderr = &stderr
-		if stdin, perr = cmd.StdinPipe(); perr == nil {
-			stdout, perr = cmd.StdoutPipe()
-		}
-		return cmd
-	}
-	cmd, flags, err := e.start(build)
-	if perr != nil {
-		return nil, perr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("executor: start worker: %w", err)
-	}
-	for _, ns := range []struct {
-		f    uintptr
-		name string
-	}{{syscall.CLONE_NEWUSER, "userns"}, {syscall.CLONE_NEWNET, "netns"}, {syscall.CLONE_NEWIPC, "ipcns"}, {syscall.CLONE_NEWUTS, "utsns"}} {
-		if flags&ns.f != 0 {
-			iso = append(iso, ns.name)
-		}
-	}
+	defer context.AfterFunc(runCtx, p.kill)()
+	iso := slices.Clone(p.iso)
+	cmd, stdin, stdout := p.cmd, p.stdin, p.stdout
 	// The limits travel in the spec; the child sets them on itself before
 	// it reads any data and before its seccomp filter forbids changing them
 	// (the parent cannot prlimit a process of another uid without
@@ -332,22 +494,33 @@ func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limit
 	iso = append(iso, "empty_env", "private_workdir", "wall_clock")
 
 	// Feed spec and data; a child that dies early makes this fail, which
-	// the exit status explains.
+	// the exit status explains. Data is forwarded as it is read (the child
+	// parses while it arrives).
+	// A read error is not the end of the data: the child is stopped
+	// rather than left to train on a part of it.
+	var feedErr error
+	feedDone := make(chan struct{})
 	go func() {
+		defer close(feedDone)
 		defer stdin.Close()
 		if err := writeJSONFrame(stdin, frameSpec, spec); err != nil {
 			return
 		}
 		buf := make([]byte, dataChunk)
 		for {
-			n, rerr := io.ReadFull(data, buf)
+			n, rerr := data.Read(buf)
 			if n > 0 {
 				if err := writeFrame(stdin, frameData, buf[:n]); err != nil {
 					return
 				}
 			}
-			if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
 				break
+			}
+			if rerr != nil {
+				feedErr = rerr
+				p.kill()
+				return
 			}
 		}
 		_ = writeFrame(stdin, frameEnd, nil)
@@ -367,9 +540,9 @@ func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limit
 		}
 		switch typ {
 		case frameProgress:
-			var p Progress
-			if json.Unmarshal(b, &p) == nil && progress != nil {
-				progress(p)
+			var pr Progress
+			if json.Unmarshal(b, &pr) == nil && progress != nil {
+				progress(pr)
 			}
 		case frameResult:
 			var r resultMsg
@@ -395,11 +568,15 @@ func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limit
 		}
 	}
 	if protoErr != nil {
-		_ = cmd.Cancel()
+		p.kill()
 	}
 	waitErr := cmd.Wait()
+	<-feedDone
+	if feedErr != nil && ctx.Err() == nil && runCtx.Err() == nil {
+		return nil, fmt.Errorf("executor: read training data: %w", feedErr)
+	}
 	st := cmd.ProcessState
-	res2, err2 := e.classify(ctx, runCtx, st, waitErr, &stderr, lim, iso, res, childErr, protoErr, gotResult, gotArtifact)
+	res2, err2 := e.classify(ctx, runCtx, st, waitErr, p.stderr, lim, iso, res, childErr, protoErr, gotResult, gotArtifact)
 	var f *Failure
 	if errors.As(err2, &f) && st != nil {
 		f.CPU = st.UserTime() + st.SystemTime()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) {
 
 // hostile returns a training function that misbehaves as named.
 func hostile(kind string) executor.TrainFunc {
-	return func(ctx context.Context, spec executor.Spec, data []byte, progress func(executor.Progress)) (*executor.Output, error) {
+	return func(ctx context.Context, spec executor.Spec, data io.Reader, progress func(executor.Progress)) (*executor.Output, error) {
 		progress(executor.Progress{Stage: "hostile"})
 		switch kind {
 		case "socket":

@@ -177,12 +177,23 @@ func New(cfg Config, d Deps) (*Service, error) {
 func (s *Service) SetRegistrar(r Registrar) { s.d.Registrar = r }
 
 // Start migrates River's tables, recovers jobs orphaned by a crash and
-// starts the workers.
-func (s *Service) Start(ctx context.Context) error { return s.queue.start(ctx) }
+// starts the workers, with one confined worker process started ahead for
+// each slot (executor.SetSpares): a job then skips process start-up.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.queue.start(ctx); err != nil {
+		return err
+	}
+	s.d.Executor.SetSpares(s.cfg.Slots)
+	return nil
+}
 
 // Stop stops taking jobs and cancels running ones; they are retried on
 // the next start (their River rows are left running and rescued).
-func (s *Service) Stop(ctx context.Context) error { return s.queue.stop(ctx) }
+func (s *Service) Stop(ctx context.Context) error {
+	err := s.queue.stop(ctx)
+	s.d.Executor.SetSpares(0)
+	return err
+}
 
 // guard authorizes and records the decision before answering (AUDIT-3,
 // fail closed).
@@ -389,10 +400,19 @@ func (s *Service) Cancel(ctx context.Context, id string) (rampart.Job, error) {
 // finish moves a live job to a final state with an event; a job already
 // final is left alone (a cancel racing a completion keeps the first).
 func (s *Service) finish(ctx context.Context, id string, state rampart.JobState, reason string, res *rampart.JobResult) (rampart.Job, error) {
+	return s.finishRun(ctx, id, state, reason, res, nil)
+}
+
+// finishRun is finish recording, in the same update, the isolation the
+// run got (TEN-2); a job already final still gets the isolation.
+func (s *Service) finishRun(ctx context.Context, id string, state rampart.JobState, reason string, res *rampart.JobResult, iso []string) (rampart.Job, error) {
 	now := s.now().UTC()
 	j, ev, err := s.d.Store.UpdateJob(ctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
+		if iso != nil {
+			j.Isolation = iso
+		}
 		if j.State.Final() {
-			return nil, false
+			return nil, iso != nil
 		}
 		j.State, j.Reason, j.FinishedAt = state, reason, &now
 		if res != nil {

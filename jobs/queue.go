@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -58,14 +59,16 @@ func (r fixedRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().A
 type queue struct {
 	s      *Service
 	driver *riversqlite.Driver
+	waker  *waker
 	client *river.Client[*sql.Tx]
 }
 
 func newQueue(s *Service) (*queue, error) {
 	drv := riversqlite.New(s.d.DB)
+	w := &waker{ch: make(chan struct{})}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &trainWorker{s: s})
-	c, err := river.NewClient(drv, &river.Config{
+	c, err := river.NewClient[*sql.Tx](wakeDriver{Driver: drv, w: w}, &river.Config{
 		Queues:            map[string]river.QueueConfig{queueName: {MaxWorkers: s.cfg.Slots}},
 		Workers:           workers,
 		FetchCooldown:     10 * time.Millisecond,
@@ -79,7 +82,7 @@ func newQueue(s *Service) (*queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: river client: %w", err)
 	}
-	return &queue{s: s, driver: drv, client: c}, nil
+	return &queue{s: s, driver: drv, waker: w, client: c}, nil
 }
 
 func (q *queue) enqueuer(jobID string) func(*sql.Tx) error {
@@ -90,9 +93,76 @@ func (q *queue) enqueuer(jobID string) func(*sql.Tx) error {
 	}
 }
 
-// wake is a no-op: inserts inside a transaction cannot trigger River's
-// producer, which polls every PollInterval instead.
-func (q *queue) wake() {}
+// wake is called after a transaction that queued a job has committed: the
+// insert notification River wrote in that transaction is read at once
+// instead of at the listener's next poll, so a free worker slot starts the
+// job within milliseconds (River cannot be triggered from inside the
+// transaction, where the job is not yet visible).
+func (q *queue) wake() { q.waker.wake() }
+
+// wakeDriver is River's SQLite driver with a listener that can be woken.
+// SQLite has no LISTEN/NOTIFY: River writes notifications to an outbox
+// table in the inserting transaction and its listener polls that table
+// every 50 ms. Woken, the listener reads the outbox immediately; the poll
+// stays for notifications written by other processes.
+type wakeDriver struct {
+	*riversqlite.Driver
+	w *waker
+}
+
+func (d wakeDriver) GetListener(p *riverdriver.GetListenenerParams) riverdriver.Listener {
+	return &wakeListener{Listener: d.Driver.GetListener(p), w: d.w}
+}
+
+// waker broadcasts a wake-up: ch is closed and replaced.
+type waker struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (w *waker) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+func (w *waker) wake() {
+	w.mu.Lock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+	w.mu.Unlock()
+}
+
+type wakeListener struct {
+	riverdriver.Listener
+	w *waker
+}
+
+// WaitForNotification waits like River's listener, but a wake-up cuts its
+// sleep (or query) short and it reads the outbox again at once. The
+// listener advances its cursor only after a successful read, so an
+// interrupted read loses nothing.
+func (l *wakeListener) WaitForNotification(ctx context.Context) (*riverdriver.Notification, error) {
+	for {
+		woken := l.w.wait()
+		wctx, cancel := context.WithCancel(ctx)
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-woken:
+				cancel()
+			case <-stop:
+			}
+		}()
+		n, err := l.Listener.WaitForNotification(wctx)
+		close(stop)
+		cancel()
+		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+			continue
+		}
+		return n, err
+	}
+}
 
 func (q *queue) start(ctx context.Context) error {
 	m, err := rivermigrate.New(q.driver, nil)

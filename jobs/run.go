@@ -65,8 +65,9 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	}
 	s.publish(*ev)
 
+	var iso []string // what the run got, once it ran (TEN-2)
 	fail := func(reason string) error {
-		_, err := s.finish(wctx, id, rampart.JobFailed, reason, nil)
+		_, err := s.finishRun(wctx, id, rampart.JobFailed, reason, nil, iso)
 		return err
 	}
 	// The job runs as its creator: a disabled principal or a revoked grant
@@ -132,12 +133,13 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		case errors.As(err, &f) && f.Retryable():
 			return s.retryOrFail(wctx, id, attempt, maxAttempts, f.Reason, err)
 		case errors.As(err, &f):
-			s.setIsolation(wctx, id, f.Isolation)
+			iso = f.Isolation
 			return fail(f.Reason)
 		default:
 			return s.retryOrFail(wctx, id, attempt, maxAttempts, "internal error starting the training process", err)
 		}
 	}
+	iso = res.Isolation
 	// The parent never trusts the child's bytes: the artifact must parse as
 	// a canonical model before it is kept.
 	if _, err := ml.Unmarshal(res.Artifact); err != nil {
@@ -147,7 +149,6 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 	result := &rampart.JobResult{ArtifactDigest: digest, ArtifactSize: int64(len(res.Artifact)), Metrics: res.Metrics,
 		DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta}
-	s.setIsolation(wctx, id, res.Isolation)
 	finished := s.now().UTC()
 	if s.d.Registrar != nil {
 		j.Attempt = attempt
@@ -168,22 +169,12 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 			return s.retryOrFail(wctx, id, attempt, maxAttempts, "storing the artifact failed", err)
 		}
 	}
-	_, err = s.finish(wctx, id, rampart.JobSucceeded, "", result)
+	_, err = s.finishRun(wctx, id, rampart.JobSucceeded, "", result, iso)
 	if err != nil {
 		return fmt.Errorf("job %s: %w", id, err)
 	}
 	s.audit(wctx, j, "job.succeeded", digest)
 	return nil
-}
-
-func (s *Service) setIsolation(ctx context.Context, id string, iso []string) {
-	_, _, err := s.d.Store.UpdateJob(ctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
-		j.Isolation = iso
-		return nil, true
-	})
-	if err != nil {
-		s.log.Warn("jobs: record isolation", "job", id, "err", err)
-	}
 }
 
 // retryOrFail returns err (River retries) while attempts remain, else

@@ -24,9 +24,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -44,8 +46,18 @@ func main() {
 	target := flag.String("target", "Status", "target column of -data")
 	samples := flag.Int("samples", 20, "latency samples")
 	small := flag.Int("small", 100, "jobs in the throughput run")
+	runs := flag.Int("runs", 5, "runs per workload in the platform-vs-library comparison")
+	workloads := flag.String("workloads", "gbdt,mlp60,mlp300", "comma-separated workloads to compare (gbdt, mlp60, mlp300)")
+	execOnly := flag.Bool("executor", false, "compare the bare library with executor.Run alone (no server), wall and CPU time")
 	flag.Parse()
-	if err := run(*data, *target, *samples, *small); err != nil {
+	if *execOnly {
+		if err := runExecutor(*data, *target, *runs, strings.Split(*workloads, ",")); err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*data, *target, *samples, *small, *runs, strings.Split(*workloads, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
@@ -57,7 +69,7 @@ type bench struct {
 	c     *httpapi.Client
 }
 
-func run(dataPath, target string, samples, small int) error {
+func run(dataPath, target string, samples, small, runs int, workloads []string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "rampart-bench-jobs-")
 	if err != nil {
@@ -196,16 +208,26 @@ func run(dataPath, target string, samples, small int) error {
 	if err != nil {
 		return err
 	}
-	specs := []httpapi.CreateJobRequest{
-		{DatasetID: bigID, Target: target, Algorithm: "gbdt", Seed: 3, Params: map[string]string{"n_estimators": "200"}},
-		{DatasetID: bigID, Target: target, Algorithm: "mlp", Seed: 3, Params: map[string]string{"epochs": "60", "hidden_layer_sizes": "64"}},
-		{DatasetID: bigID, Target: target, Algorithm: "mlp", Seed: 3, Params: map[string]string{"epochs": "300", "hidden_layer_sizes": "64", "tol": "0", "n_iter_no_change": "1000"}},
+	all := map[string]httpapi.CreateJobRequest{
+		"gbdt":   {DatasetID: bigID, Target: target, Algorithm: "gbdt", Seed: 3, Params: map[string]string{"n_estimators": "200"}},
+		"mlp60":  {DatasetID: bigID, Target: target, Algorithm: "mlp", Seed: 3, Params: map[string]string{"epochs": "60", "hidden_layer_sizes": "64"}},
+		"mlp300": {DatasetID: bigID, Target: target, Algorithm: "mlp", Seed: 3, Params: map[string]string{"epochs": "300", "hidden_layer_sizes": "64", "tol": "0", "n_iter_no_change": "1000"}},
 	}
-	for _, spec := range specs {
-		const runs = 5
+	fmt.Printf("GOMAXPROCS %d, NumCPU %d (the worker inherits the same CPUs, cgroup and an empty environment, so the same GOMAXPROCS)\n",
+		runtime.GOMAXPROCS(0), runtime.NumCPU())
+	for _, w := range workloads {
+		spec, ok := all[w]
+		if !ok {
+			return fmt.Errorf("unknown workload %q", w)
+		}
 		var bare, plat, child []time.Duration
 		var bareDigest, platDigest string
+		// Bare and platform runs alternate, each after a quiet pause, so
+		// that load from elsewhere and background work left by the previous
+		// run (a spare worker being started, River's completer, the audit
+		// log) fall on both alike.
 		for range runs {
+			time.Sleep(settle)
 			t := time.Now()
 			f, err := ml.ReadCSV(bytes.NewReader(raw), ml.CSVOptions{})
 			if err != nil {
@@ -221,31 +243,39 @@ func run(dataPath, target string, samples, small int) error {
 			art, _ := m.Marshal()
 			bare = append(bare, time.Since(t))
 			bareDigest = digest(art)
-		}
-		for range runs {
-			t := time.Now()
+
+			time.Sleep(settle)
+			t = time.Now()
 			var j rampart.Job
 			if err := md.c.Do(ctx, "POST", "/v1/jobs", nil, spec, &j); err != nil {
 				return err
 			}
-			j, err := md.follow(ctx, j.ID, nil)
+			var final time.Time
+			j, err = md.follow(ctx, j.ID, func(ev rampart.JobEvent) {
+				if ev.Final() {
+					final = time.Now()
+				}
+			})
 			if err != nil {
 				return err
 			}
 			if j.State != rampart.JobSucceeded {
 				return fmt.Errorf("platform job %s: %s", j.State, j.Reason)
 			}
-			plat = append(plat, time.Since(t))
+			plat = append(plat, final.Sub(t))
 			child = append(child, j.FinishedAt.Sub(*j.StartedAt))
 			platDigest = j.Result.ArtifactDigest
 		}
 		mb, mp, mc := median(bare), median(plat), median(child)
-		fmt.Printf("%s on %s (%d runs, medians): bare library %s (read CSV + train + evaluate + marshal); platform submit→succeeded %s (%+.1f%%), worker start→finish %s (%+.1f%%); same artifact: %v\n",
-			spec.Algorithm, filepath.Base(dataPath), runs, mb.Round(time.Millisecond), mp.Round(time.Millisecond),
+		fmt.Printf("%s (%s) on %s (%d interleaved runs, medians): bare library %s (read CSV + train + evaluate + marshal); platform submit→succeeded event %s (%+.1f%%), worker start→finish %s (%+.1f%%); same artifact: %v\n",
+			w, spec.Algorithm, filepath.Base(dataPath), runs, mb.Round(time.Millisecond), mp.Round(time.Millisecond),
 			100*(mp.Seconds()/mb.Seconds()-1), mc.Round(time.Millisecond), 100*(mc.Seconds()/mb.Seconds()-1), "sha256:"+bareDigest == platDigest)
 	}
 	return nil
 }
+
+// settle is the quiet pause before each timed run of the comparison.
+const settle = 300 * time.Millisecond
 
 func btoi(b bool) int {
 	if b {
@@ -295,4 +325,61 @@ func (b *bench) follow(ctx context.Context, id string, on func(rampart.JobEvent)
 	resp.Body.Close()
 	err = b.c.Do(ctx, "GET", "/v1/jobs/"+id, nil, nil, &j)
 	return j, err
+}
+
+func cpuTime(who int) time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(who, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runExecutor compares, run by run and interleaved, the bare library with
+// the confined child alone (executor.Run, no server, no store): wall clock
+// and CPU time (the child's from RUSAGE_CHILDREN).
+func runExecutor(dataPath, target string, runs int, workloads []string) error {
+	ctx := context.Background()
+	raw, err := os.ReadFile(dataPath)
+	if err != nil {
+		return err
+	}
+	ex, err := executor.New(executor.Config{Spares: 1})
+	if err != nil {
+		return err
+	}
+	defer ex.Close()
+	specs := map[string]executor.Spec{
+		"gbdt":   {Algorithm: "gbdt", Target: target, Seed: 3, Params: map[string]string{"n_estimators": "200"}},
+		"mlp60":  {Algorithm: "mlp", Target: target, Seed: 3, Params: map[string]string{"epochs": "60", "hidden_layer_sizes": "64"}},
+		"mlp300": {Algorithm: "mlp", Target: target, Seed: 3, Params: map[string]string{"epochs": "300", "hidden_layer_sizes": "64", "tol": "0", "n_iter_no_change": "1000"}},
+	}
+	for _, w := range workloads {
+		spec, ok := specs[w]
+		if !ok {
+			return fmt.Errorf("unknown workload %q", w)
+		}
+		var bw, bc, ew, ec []time.Duration
+		for range runs {
+			time.Sleep(settle)
+			c0, t0 := cpuTime(syscall.RUSAGE_SELF), time.Now()
+			out, err := executor.Train(ctx, spec, bytes.NewReader(raw), func(executor.Progress) {})
+			if err != nil {
+				return err
+			}
+			bw, bc = append(bw, time.Since(t0)), append(bc, cpuTime(syscall.RUSAGE_SELF)-c0)
+			time.Sleep(settle)
+			c0, t0 = cpuTime(syscall.RUSAGE_CHILDREN), time.Now()
+			res, err := ex.Run(ctx, spec, bytes.NewReader(raw), executor.Limits{}, nil)
+			if err != nil {
+				return err
+			}
+			ew, ec = append(ew, time.Since(t0)), append(ec, cpuTime(syscall.RUSAGE_CHILDREN)-c0)
+			if digest(res.Artifact) != digest(out.Artifact) {
+				return fmt.Errorf("%s: the child's artifact differs from the bare one", w)
+			}
+		}
+		fmt.Printf("%s executor only (%d interleaved runs, medians): bare wall %s cpu %s; child wall %s (%+.1f%%) cpu %s (%+.1f%%)\n", w, runs,
+			median(bw).Round(time.Millisecond), median(bc).Round(time.Millisecond), median(ew).Round(time.Millisecond),
+			100*(median(ew).Seconds()/median(bw).Seconds()-1), median(ec).Round(time.Millisecond), 100*(median(ec).Seconds()/median(bc).Seconds()-1))
+	}
+	return nil
 }
