@@ -2,12 +2,43 @@ package dataset
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
+	"math/rand/v2"
 )
 
-var catSeed = maphash.MakeSeed()
+var (
+	catSeed      = maphash.MakeSeed()
+	catK0, catK1 = rand.Uint64() | 1, rand.Uint64() | 1
+)
 
-func hashBytes(b []byte) uint64 { return maphash.Bytes(catSeed, b) }
+// keyWords packs a key of up to 16 bytes into two words; with the length
+// they determine the key (overlapping loads cover every byte).
+func keyWords(b []byte) (w0, w1 uint64) {
+	n := len(b)
+	switch {
+	case n >= 8:
+		w0 = binary.LittleEndian.Uint64(b)
+		w1 = binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		w0 = uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint32(b[n-4:]))<<32
+	case n > 0:
+		w0 = uint64(b[0]) | uint64(b[n/2])<<8 | uint64(b[n-1])<<16
+	}
+	return w0, w1
+}
+
+// hashBytes is a seeded hash: a multiply-fold of the packed words for
+// short keys (most categories), maphash for longer ones.
+func hashBytes(b []byte) uint64 {
+	if len(b) > 16 {
+		return maphash.Bytes(catSeed, b)
+	}
+	w0, w1 := keyWords(b)
+	hi, lo := bits.Mul64(w0^catK0, w1^catK1^uint64(len(b)))
+	return hi ^ lo
+}
 
 // catTable counts byte-string keys: open addressing over a slot array of
 // entry indexes, keys packed in one arena. It replaces map[string]… on the
@@ -21,6 +52,7 @@ type catTable struct {
 
 type catEntry struct {
 	h         uint64
+	w0, w1    uint64 // keyWords, for keys of up to 16 bytes
 	n         int64
 	off, klen uint32
 	pii       uint8
@@ -40,6 +72,19 @@ func (t *catTable) key(e *catEntry) []byte { return t.keys[e.off : e.off+e.klen]
 
 // find returns the entry for key (hash h), or nil.
 func (t *catTable) find(h uint64, key []byte) *catEntry {
+	if len(key) <= 16 {
+		w0, w1 := keyWords(key)
+		for i := h & t.mask; ; i = (i + 1) & t.mask {
+			s := t.slots[i]
+			if s == 0 {
+				return nil
+			}
+			e := &t.ents[s-1]
+			if e.h == h && e.w0 == w0 && e.w1 == w1 && int(e.klen) == len(key) {
+				return e
+			}
+		}
+	}
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
 		if s == 0 {
@@ -59,7 +104,11 @@ func (t *catTable) insert(h uint64, key []byte, n int64, pii uint8) {
 		t.mask = uint64(len(t.slots) - 1)
 		t.reslot()
 	}
-	t.ents = append(t.ents, catEntry{h: h, n: n, off: uint32(len(t.keys)), klen: uint32(len(key)), pii: pii})
+	w0, w1 := keyWords(key)
+	if len(key) > 16 {
+		w0, w1 = 0, 0
+	}
+	t.ents = append(t.ents, catEntry{h: h, w0: w0, w1: w1, n: n, off: uint32(len(t.keys)), klen: uint32(len(key)), pii: pii})
 	t.keys = append(t.keys, key...)
 	t.place(h, int32(len(t.ents)))
 }
@@ -141,4 +190,36 @@ func (t *catTable) each(fn func(key []byte, n int64, pii uint8)) {
 		e := &t.ents[i]
 		fn(t.key(e), e.n, e.pii)
 	}
+}
+
+// kthKey returns the k-th smallest (0-based) of keys, reordering keys
+// (quickselect, expected linear time; k < len(keys)).
+func kthKey(keys []uint64, k int) uint64 {
+	lo, hi := 0, len(keys)-1
+	for lo < hi {
+		p := keys[lo+(hi-lo)/2]
+		i, j := lo, hi
+		for i <= j {
+			for keys[i] < p {
+				i++
+			}
+			for keys[j] > p {
+				j--
+			}
+			if i <= j {
+				keys[i], keys[j] = keys[j], keys[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return keys[k]
+		}
+	}
+	return keys[k]
 }

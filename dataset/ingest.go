@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -642,7 +643,7 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 	if sh.p == nil {
 		sh.p = newProfiler(st.header, st.label)
 		if st.label >= 0 {
-			sh.smp = &rowSample{n: in.opt.ScreenRows, budget: maxSampleBytes / int64(len(in.shards))}
+			sh.smp = &rowSample{n: in.opt.ScreenRows, budget: maxSampleBytes / int64(len(in.shards)), thresh: math.MaxUint64}
 		}
 	}
 	prof := sh.p
@@ -875,8 +876,11 @@ func (in *ingestion) merge() (*Result, error) {
 
 // rowSample keeps the rows with the smallest row keys (bottom-k), at most
 // n rows and budget bytes: a uniform sample that merges across shards.
+// Candidates below thresh are appended; at 2n rows or budget bytes they
+// are sorted and cut back to n rows and half the budget.
 type rowSample struct {
-	ents   []sampleEnt // max-heap on key
+	ents   []sampleEnt
+	thresh uint64
 	used   int64
 	n      int
 	budget int64
@@ -890,65 +894,16 @@ type sampleEnt struct {
 	size int64
 }
 
-func (s *rowSample) less(i, j int) bool { return s.ents[i].key > s.ents[j].key } // max-heap
-
-func (s *rowSample) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			return
-		}
-		s.ents[i], s.ents[p] = s.ents[p], s.ents[i]
-		i = p
-	}
-}
-
-func (s *rowSample) down(i int) {
-	n := len(s.ents)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && s.less(r, l) {
-			m = r
-		}
-		if !s.less(m, i) {
-			return
-		}
-		s.ents[i], s.ents[m] = s.ents[m], s.ents[i]
-		i = m
-	}
-}
-
-func (s *rowSample) pop() {
-	last := len(s.ents) - 1
-	s.used -= s.ents[0].size
-	s.ents[0] = s.ents[last]
-	s.ents[last] = sampleEnt{}
-	s.ents = s.ents[:last]
-	if last > 0 {
-		s.down(0)
-	}
-}
-
 func (s *rowSample) keep(rec [][]byte, key uint64, info *pieceInfo, row int64) {
-	if len(s.ents) >= s.n && key >= s.ents[0].key {
+	if key >= s.thresh {
 		return
 	}
 	var sz int64
 	for _, f := range rec {
 		sz += int64(len(f)) + 16
 	}
-	if sz > s.budget {
+	if sz > s.budget/2 {
 		return
-	}
-	for len(s.ents) > 0 && (len(s.ents) >= s.n || s.used+sz > s.budget) {
-		if s.ents[0].key <= key {
-			return
-		}
-		s.pop()
 	}
 	// One allocation per kept row: the fields are substrings of one string.
 	total := 0
@@ -969,7 +924,48 @@ func (s *rowSample) keep(rec [][]byte, key uint64, info *pieceInfo, row int64) {
 	}
 	s.ents = append(s.ents, sampleEnt{key: key, info: info, row: row, vals: out, size: sz})
 	s.used += sz
-	s.up(len(s.ents) - 1)
+	if len(s.ents) >= 2*s.n || s.used > s.budget {
+		s.cut()
+	}
+}
+
+// cut keeps the smallest keys within n rows and half the budget.
+func (s *rowSample) cut() {
+	if len(s.ents) > s.n {
+		keys := make([]uint64, len(s.ents))
+		for i := range s.ents {
+			keys[i] = s.ents[i].key
+		}
+		s.thresh = kthKey(keys, s.n)
+		s.filter()
+	}
+	for s.used > s.budget/2 {
+		// Rows are large: drop the largest keys until half the budget.
+		slices.SortFunc(s.ents, func(a, b sampleEnt) int { return cmp.Compare(a.key, b.key) })
+		var used int64
+		k := 0
+		for k < len(s.ents) && used+s.ents[k].size <= s.budget/2 {
+			used += s.ents[k].size
+			k++
+		}
+		s.thresh = s.ents[k].key
+		s.filter()
+	}
+}
+
+// filter drops the rows at or above thresh.
+func (s *rowSample) filter() {
+	n := 0
+	s.used = 0
+	for i := range s.ents {
+		if s.ents[i].key < s.thresh {
+			s.ents[n] = s.ents[i]
+			s.used += s.ents[i].size
+			n++
+		}
+	}
+	clear(s.ents[n:])
+	s.ents = s.ents[:n]
 }
 
 // mergeSamples takes the n smallest keys over the shards within

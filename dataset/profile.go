@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"sort"
@@ -39,12 +40,13 @@ type colStats struct {
 	merged        bool // mean and m2 are final
 	min, max      float64
 	// Quantile sample: the k values whose rows have the smallest row keys
-	// (bottom-k sampling), a max-heap on the key. Row keys are a hash of
-	// the row's position, so the merged sample of several shards is the
-	// same whatever shard saw which rows.
-	skey []uint64
-	sval []float64
-	k    int
+	// (bottom-k sampling). Row keys are a hash of the row's position, so
+	// the merged sample of several shards is the same whatever shard saw
+	// which rows. Candidates below thresh are appended; at 2k they are
+	// sorted and cut back to k, and thresh drops to the first key cut.
+	smp    []keyVal
+	thresh uint64
+	k      int
 	// sample is the merged, final sample (set by finish).
 	sample []float64
 	// space-saving sketch; each entry caches the value's PII verdict
@@ -75,7 +77,7 @@ func newProfiler(header []string, label int) *profiler {
 	k := min(max(sampleBudget/max(n, 1), 64), 4096)
 	sc := min(max(sketchBudget/max(n, 1), 16), 512)
 	for _, name := range header {
-		c := &colStats{name: name, min: math.Inf(1), max: math.Inf(-1), k: k, sketchCap: sc,
+		c := &colStats{name: name, min: math.Inf(1), max: math.Inf(-1), k: k, thresh: math.MaxUint64, sketchCap: sc,
 			sketch: newCatTable(16), pii: &piiCounts{}}
 		p.cols = append(p.cols, c)
 	}
@@ -99,49 +101,41 @@ func (c *colStats) addNumber(v float64, key uint64) {
 	if v > c.max {
 		c.max = v
 	}
-	if len(c.skey) < c.k {
-		c.skey = append(c.skey, key)
-		c.sval = append(c.sval, v)
-		heapUp(c.skey, c.sval, len(c.skey)-1)
+	if key < c.thresh {
+		c.addSample(keyVal{key, v})
+	}
+}
+
+type keyVal struct {
+	key uint64
+	val float64
+}
+
+func (c *colStats) addSample(kv keyVal) {
+	c.smp = append(c.smp, kv)
+	if len(c.smp) >= 2*c.k {
+		c.cutSample()
+	}
+}
+
+// cutSample keeps the k smallest keys (fewer if keys tie at the cut).
+func (c *colStats) cutSample() {
+	if len(c.smp) <= c.k {
 		return
 	}
-	if key < c.skey[0] {
-		c.skey[0], c.sval[0] = key, v
-		heapDown(c.skey, c.sval, 0)
+	keys := make([]uint64, len(c.smp))
+	for i, kv := range c.smp {
+		keys[i] = kv.key
 	}
-}
-
-// heapUp and heapDown keep keys a max-heap (vals move along).
-func heapUp(keys []uint64, vals []float64, i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if keys[p] >= keys[i] {
-			return
+	c.thresh = kthKey(keys, c.k)
+	n := 0
+	for _, kv := range c.smp {
+		if kv.key < c.thresh {
+			c.smp[n] = kv
+			n++
 		}
-		keys[p], keys[i] = keys[i], keys[p]
-		vals[p], vals[i] = vals[i], vals[p]
-		i = p
 	}
-}
-
-func heapDown(keys []uint64, vals []float64, i int) {
-	n := len(keys)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && keys[r] > keys[l] {
-			m = r
-		}
-		if keys[i] >= keys[m] {
-			return
-		}
-		keys[i], keys[m] = keys[m], keys[i]
-		vals[i], vals[m] = vals[m], vals[i]
-		i = m
-	}
+	c.smp = c.smp[:n]
 }
 
 // addCategory counts f in the sketch and returns its PII bits, from the
@@ -286,15 +280,9 @@ func (c *colStats) merge(o *colStats) {
 		c.min, c.max = min(c.min, o.min), max(c.max, o.max)
 	}
 	// Bottom-k samples: the k smallest keys of the union.
-	for i, key := range o.skey {
-		v := o.sval[i]
-		if len(c.skey) < c.k {
-			c.skey = append(c.skey, key)
-			c.sval = append(c.sval, v)
-			heapUp(c.skey, c.sval, len(c.skey)-1)
-		} else if key < c.skey[0] {
-			c.skey[0], c.sval[0] = key, v
-			heapDown(c.skey, c.sval, 0)
+	for _, kv := range o.smp {
+		if kv.key < c.thresh {
+			c.addSample(kv)
 		}
 	}
 	// Sketches: counts add up; beyond capacity the smallest go.
@@ -334,14 +322,11 @@ func (c *colStats) finishMoments() {
 // sharding).
 func (c *colStats) finish() {
 	c.finishMoments()
-	idx := make([]int, len(c.skey))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.Slice(idx, func(a, b int) bool { return c.skey[idx[a]] < c.skey[idx[b]] })
-	c.sample = make([]float64, len(idx))
-	for i, j := range idx {
-		c.sample[i] = c.sval[j]
+	c.cutSample()
+	slices.SortFunc(c.smp, func(a, b keyVal) int { return cmp.Compare(a.key, b.key) })
+	c.sample = make([]float64, len(c.smp))
+	for i, kv := range c.smp {
+		c.sample[i] = kv.val
 	}
 }
 

@@ -241,17 +241,26 @@ func parseNumber(f []byte) (float64, bool) {
 	return v, true
 }
 
+// parseBool accepts true/false/yes/no in any letter case (ASCII: no other
+// rune lower-cases to these letters' bytes).
 func parseBool(f []byte) (bool, bool) {
 	switch len(f) {
-	case 2, 3, 4, 5:
-	default:
-		return false, false
-	}
-	switch strings.ToLower(string(f)) {
-	case "true", "yes":
-		return true, true
-	case "false", "no":
-		return false, true
+	case 2:
+		if f[0]|0x20 == 'n' && f[1]|0x20 == 'o' {
+			return false, true
+		}
+	case 3:
+		if f[0]|0x20 == 'y' && f[1]|0x20 == 'e' && f[2]|0x20 == 's' {
+			return true, true
+		}
+	case 4:
+		if f[0]|0x20 == 't' && f[1]|0x20 == 'r' && f[2]|0x20 == 'u' && f[3]|0x20 == 'e' {
+			return true, true
+		}
+	case 5:
+		if f[0]|0x20 == 'f' && f[1]|0x20 == 'a' && f[2]|0x20 == 'l' && f[3]|0x20 == 's' && f[4]|0x20 == 'e' {
+			return false, true
+		}
 	}
 	return false, false
 }
