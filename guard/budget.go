@@ -17,7 +17,11 @@ const PeriodTotal = "total"
 // persisted ahead of use: the store holds a reservation that runs up to
 // Chunk rows ahead of the count, written before the rows are granted, so
 // a restart resumes from the reservation and can only over-count (a
-// caller may lose up to Chunk-1 rows of budget after a crash, never gain).
+// caller may lose up to a chunk of budget after a crash, never gain). A
+// counter whose reservations run out within a second of each other doubles
+// its chunk, up to 64 × Chunk and at most 1/256 of its limit, so a busy
+// caller costs a store write every second or so rather than one per Chunk
+// rows.
 type Budget struct {
 	store rampart.EndpointStore
 	// Chunk is how far reservations run ahead of use (default 64).
@@ -33,6 +37,8 @@ type counter struct {
 	mu             sync.Mutex
 	loaded         bool
 	used, reserved int64
+	chunk          int64     // current reservation step (0: Chunk)
+	reservedAt     time.Time // when the last reservation was written
 }
 
 // NewBudget returns a budget over store.
@@ -98,11 +104,16 @@ func (b *Budget) Take(ctx context.Context, endpointID, principalID string, n, pe
 	}
 	for _, l := range ls {
 		if l.c.used+n > l.c.reserved {
-			upTo := min(l.limit, l.c.used+n+b.Chunk)
+			step := b.Chunk
+			if !l.c.reservedAt.IsZero() && now.Sub(l.c.reservedAt) < time.Second {
+				step = min(2*max(l.c.chunk, b.Chunk), max(b.Chunk, min(64*b.Chunk, l.limit/256)))
+			}
+			l.c.chunk = step
+			upTo := min(l.limit, l.c.used+n+step)
 			if err := b.store.ReserveQueries(ctx, l.k.endpoint, l.k.principal, l.k.period, upTo); err != nil {
 				return &rampart.Error{Code: rampart.CodeUnavailable, Message: "query budget unavailable", Err: fmt.Errorf("reserve: %w", err)}
 			}
-			l.c.reserved = upTo
+			l.c.reserved, l.c.reservedAt = upTo, now
 		}
 	}
 	for _, l := range ls {

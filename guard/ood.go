@@ -106,3 +106,125 @@ func numScore(f *Feature, x float64) float64 {
 // oodSlope is how fast a numeric value's score grows beyond the training
 // range (see Score).
 const oodSlope = 1.0
+
+// prep holds the per-feature constants of numScore, computed once per
+// schema (ScoreRows).
+type prep struct {
+	ok           bool // numeric with at least two deciles
+	zEdge        float64
+	eps          float64
+	loDen, hiDen float64
+}
+
+func (s *Schema) prepared() []prep {
+	s.prepOnce.Do(func() {
+		s.prep = make([]prep, len(s.Features))
+		for j := range s.Features {
+			f := &s.Features[j]
+			q := f.Quantiles
+			if f.Categorical || len(q) < 2 {
+				continue
+			}
+			e := eps(f.Count)
+			lo, hi := q[0], q[len(q)-1]
+			scale := f.Std
+			if !(scale > 0) {
+				scale = (hi - lo) / 4
+				if hi == lo {
+					scale = math.Max(math.Abs(hi)*0.1, 1)
+				}
+			}
+			s.prep[j] = prep{ok: true, zEdge: probit(1 - e), eps: e,
+				loDen: math.Max(scale, q[1]-q[0]), hiDen: math.Max(scale, q[len(q)-1]-q[len(q)-2])}
+		}
+	})
+	return s.prep
+}
+
+// numScorePrep is numScore with the feature's constants precomputed
+// (the same arithmetic, so the same values).
+func numScorePrep(f *Feature, p *prep, x float64) float64 {
+	if math.IsNaN(x) {
+		return 0
+	}
+	q := f.Quantiles
+	lo, hi := q[0], q[len(q)-1]
+	switch {
+	case x < lo:
+		return -(p.zEdge + oodSlope*(lo-x)/p.loDen)
+	case x > hi:
+		return p.zEdge + oodSlope*(x-hi)/p.hiDen
+	}
+	k := len(q) - 1
+	first, last := -1, -1
+	for m := 0; m <= k; m++ {
+		if q[m] == x {
+			if first < 0 {
+				first = m
+			}
+			last = m
+		}
+	}
+	var u float64
+	if first >= 0 {
+		u = float64(first+last) / 2 / float64(k)
+	} else {
+		m := 0
+		for m < k && q[m+1] < x {
+			m++
+		}
+		u = (float64(m) + (x-q[m])/(q[m+1]-q[m])) / float64(k)
+	}
+	u = math.Min(math.Max(u, p.eps), 1-p.eps)
+	return probit(u)
+}
+
+// ScoreRows computes for every row of r, in one pass over its values,
+// what Normalise writes (into x, row-major: len(Features) values per row;
+// nil skips it) and the out-of-distribution score Score returns (into
+// ood; nil skips it), each numeric value's normal score computed once.
+func (s *Schema) ScoreRows(r *Rows, x, ood []float64) { s.ScoreRange(r, 0, r.N, x, ood) }
+
+// ScoreRange is ScoreRows for rows lo ≤ i < hi (ranges may be scored
+// concurrently).
+func (s *Schema) ScoreRange(r *Rows, lo, hi int, x, ood []float64) {
+	F := len(s.Features)
+	pr := s.prepared()
+	for i := lo; i < hi; i++ {
+		var mx float64
+		for j := range s.Features {
+			f := &s.Features[j]
+			var xv, z float64
+			if f.Categorical {
+				v := r.Cat[j][i]
+				if x != nil {
+					h := uint32(2166136261)
+					for k := 0; k < len(v); k++ {
+						h = (h ^ uint32(v[k])) * 16777619
+					}
+					xv = float64(h%1000) / 1000
+				}
+				if ood != nil && s.Profiled {
+					z = catScore(f, v)
+				}
+			} else {
+				v := r.Num[j][i]
+				switch {
+				case math.IsNaN(v):
+				case s.Profiled && pr[j].ok:
+					z = numScorePrep(f, &pr[j], v)
+					xv = z
+				default:
+					xv = v
+				}
+			}
+			if x != nil {
+				x[i*F+j] = xv
+			}
+			mx = math.Max(mx, math.Abs(z))
+		}
+		if ood != nil {
+			ood[i] = mx
+		}
+	}
+}

@@ -3,6 +3,7 @@ package guard
 import (
 	"math"
 	"sort"
+	"sync"
 
 	"github.com/rampart-mlaas/rampart/ml"
 )
@@ -33,6 +34,9 @@ type Schema struct {
 	// Profiled: the features carry a training profile (models trained on
 	// Rampart); imported models have only a width.
 	Profiled bool
+
+	prepOnce sync.Once
+	prep     []prep // ScoreRows' per-feature constants
 }
 
 // Index returns the position of the named feature.

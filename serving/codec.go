@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/rampart-mlaas/rampart/guard"
@@ -98,16 +99,34 @@ func DecodeOIP(body []byte, s *guard.Schema) (*guard.Rows, OIPMeta, error) {
 }
 
 func decodeOIP(body []byte, s *guard.Schema) (*guard.Rows, string, []string, error) {
+	// The common shape in one pass (codec_fast.go); anything else, and
+	// every refusal, through encoding/json as the reference.
+	var fast OIPRequest
+	if fastOIPRequest(body, &fast) {
+		if r, err := oipRows(&fast, s); err == nil {
+			return r, fast.ID, outputNames(fast.Outputs), nil
+		}
+	}
+	return decodeOIPJSON(body, s)
+}
+
+func outputNames(os []OIPOutputSpec) []string {
+	var outs []string
+	for _, o := range os {
+		outs = append(outs, o.Name)
+	}
+	return outs
+}
+
+// decodeOIPJSON is decodeOIP through encoding/json (strict: unknown fields
+// refused).
+func decodeOIPJSON(body []byte, s *guard.Schema) (*guard.Rows, string, []string, error) {
 	var req OIPRequest
 	if err := strictUnmarshal(body, &req); err != nil {
 		return nil, "", nil, jsonError(err)
 	}
-	var outs []string
-	for _, o := range req.Outputs {
-		outs = append(outs, o.Name)
-	}
 	r, err := oipRows(&req, s)
-	return r, req.ID, outs, err
+	return r, req.ID, outputNames(req.Outputs), err
 }
 
 func oipRows(req *OIPRequest, s *guard.Schema) (*guard.Rows, error) {
@@ -147,14 +166,21 @@ func oipRows(req *OIPRequest, s *guard.Schema) (*guard.Rows, error) {
 		if err != nil {
 			return nil, err
 		}
-		vals := make([]float64, 0, n*F)
-		vals, err = parseNumbers(in.Data, vals, in.Datatype, n*F)
+		bp := rowBuf.Get().(*[]float64)
+		defer rowBuf.Put(bp)
+		vals, err := parseNumbers(in.Data, (*bp)[:0], in.Datatype, n*F)
+		if cap(vals) <= 1<<20 {
+			*bp = vals[:0]
+		}
 		if err != nil {
 			return nil, err
 		}
-		r := &guard.Rows{N: n, Num: make([][]float64, F), Cat: make([][]string, F)}
+		// Row-major values into columns (one allocation for all of them).
+		// (All features are numeric here: no categorical columns.)
+		r := &guard.Rows{N: n, Num: make([][]float64, F)}
+		cols := make([]float64, n*F)
 		for j := range F {
-			col := make([]float64, n)
+			col := cols[j*n : (j+1)*n : (j+1)*n]
 			for i := range n {
 				col[i] = vals[i*F+j]
 			}
@@ -208,6 +234,9 @@ func oipRows(req *OIPRequest, s *guard.Schema) (*guard.Rows, error) {
 	return r, nil
 }
 
+// rowBuf recycles the row-major buffer a tensor is read into.
+var rowBuf = sync.Pool{New: func() any { b := make([]float64, 0, 1024); return &b }}
+
 func checkParams(p map[string]json.RawMessage) error {
 	if _, ok := p["binary_data_size"]; ok {
 		return guard.Invalid("parameters", "the binary tensor extension is not supported; send JSON data")
@@ -230,12 +259,19 @@ func rowsOf(shape []int64, width int64) (int, error) {
 // want numbers; null is a missing value (NaN). Values must be finite and
 // fit the datatype.
 func parseNumbers(raw []byte, dst []float64, dtype string, want int) ([]float64, error) {
-	p := scanner{b: raw}
+	p := scanner{b: raw, want: want, isBool: dtype == "BOOL"}
+	p.lo, p.hi, p.integral = bounds(dtype)
 	p.ws()
 	if !p.eat('[') {
 		return nil, guard.Invalid("data", "data must be an array")
 	}
-	dst, err := p.numbers(dst, dtype, want, 1)
+	// Room for the values up front, bounded by what the bytes can hold (a
+	// value takes at least two), so a large declared shape with little
+	// data allocates nothing big.
+	if room := min(want, len(raw)/2+1); cap(dst)-len(dst) < room {
+		dst = append(make([]float64, 0, len(dst)+room), dst...)
+	}
+	dst, err := p.numbers(dst, dtype, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +331,11 @@ func parseStrings(raw []byte, want int) ([]string, error) {
 type scanner struct {
 	b []byte
 	i int
+	// what a value must satisfy (parseNumbers)
+	want     int
+	isBool   bool
+	lo, hi   float64
+	integral bool
 }
 
 func (p *scanner) ws() {
@@ -317,7 +358,7 @@ func (p *scanner) eat(c byte) bool {
 }
 
 // numbers reads the elements of an array whose '[' was consumed.
-func (p *scanner) numbers(dst []float64, dtype string, want, depth int) ([]float64, error) {
+func (p *scanner) numbers(dst []float64, dtype string, depth int) ([]float64, error) {
 	if depth > maxDepth {
 		return nil, guard.Invalid("data", "data is nested too deeply")
 	}
@@ -334,39 +375,33 @@ func (p *scanner) numbers(dst []float64, dtype string, want, depth int) ([]float
 		case c == '[':
 			p.i++
 			var err error
-			if dst, err = p.numbers(dst, dtype, want, depth+1); err != nil {
+			if dst, err = p.numbers(dst, dtype, depth+1); err != nil {
 				return nil, err
 			}
 		case c == 'n' && bytes.HasPrefix(p.b[p.i:], []byte("null")):
 			p.i += 4
 			dst = append(dst, math.NaN())
-		case c == 't' && bytes.HasPrefix(p.b[p.i:], []byte("true")) && dtype == "BOOL":
+		case c == 't' && bytes.HasPrefix(p.b[p.i:], []byte("true")) && p.isBool:
 			p.i += 4
 			dst = append(dst, 1)
-		case c == 'f' && bytes.HasPrefix(p.b[p.i:], []byte("false")) && dtype == "BOOL":
+		case c == 'f' && bytes.HasPrefix(p.b[p.i:], []byte("false")) && p.isBool:
 			p.i += 5
 			dst = append(dst, 0)
 		case c == '-' || c >= '0' && c <= '9':
-			j := p.i
-			for j < len(p.b) && (p.b[j] >= '0' && p.b[j] <= '9' || p.b[j] == '-' || p.b[j] == '+' || p.b[j] == '.' || p.b[j] == 'e' || p.b[j] == 'E') {
-				j++
-			}
-			if j-p.i > 64 {
-				return nil, guard.Invalid("data", "number too long")
-			}
-			v, err := strconv.ParseFloat(string(p.b[p.i:j]), 64)
-			if err != nil || math.IsInf(v, 0) || math.IsNaN(v) || !validJSONNumber(p.b[p.i:j]) {
+			// A JSON number of at most 64 bytes, finite, read once.
+			v, j, ok := readNumber(p.b, p.i)
+			if !ok {
 				return nil, guard.Invalid("data", "value %d is not a finite number", len(dst))
 			}
-			if err := fits(v, dtype); err != nil {
-				return nil, err
+			if v < p.lo || v > p.hi || p.integral && v != math.Trunc(v) {
+				return nil, guard.Invalid("data", "a value does not fit datatype %s", dtype)
 			}
 			p.i = j
 			dst = append(dst, v)
 		default:
 			return nil, guard.Invalid("data", "value %d is not a number", len(dst))
 		}
-		if len(dst) > want {
+		if len(dst) > p.want {
 			return nil, guard.Invalid("data", "data has more values than the shape")
 		}
 		p.ws()
@@ -419,8 +454,9 @@ func validJSONNumber(b []byte) bool {
 	return i == len(b)
 }
 
-func fits(v float64, dtype string) error {
-	lo, hi, integral := math.Inf(-1), math.Inf(1), false
+// bounds returns the values datatype dtype holds.
+func bounds(dtype string) (lo, hi float64, integral bool) {
+	lo, hi = math.Inf(-1), math.Inf(1)
 	switch dtype {
 	case "BOOL":
 		lo, hi, integral = 0, 1, true
@@ -445,10 +481,7 @@ func fits(v float64, dtype string) error {
 	case "FP32":
 		lo, hi = -math.MaxFloat32, math.MaxFloat32
 	}
-	if v < lo || v > hi || integral && v != math.Trunc(v) {
-		return guard.Invalid("data", "a value does not fit datatype %s", dtype)
-	}
-	return nil
+	return lo, hi, integral
 }
 
 // PredictRequest is the body of POST /v1/endpoints/{endpoint}/predict: rows

@@ -3,6 +3,8 @@ package serving
 import (
 	"errors"
 	"math"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -194,4 +196,140 @@ func FuzzDecodeRows(f *testing.F) {
 		}
 		checkRows(t, s, r)
 	})
+}
+
+// FuzzDecodeOIPDifferential: whatever the single-pass reader accepts
+// (codec_fast.go), encoding/json reads into the same request and the same
+// rows, ID and outputs; everything else goes through encoding/json anyway.
+func FuzzDecodeOIPDifferential(f *testing.F) {
+	for _, s := range []string{
+		`{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,4]]}]}`,
+		`{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP64","data":[1.5e-7,-0,0.1184,17.99e2]}]}`,
+		`{"inputs":[{"name":"a","shape":[1],"datatype":"INT64","data":[1]},{"name":"b","shape":[1],"datatype":"FP32","data":[2.5]},{"name":"c","shape":[1],"datatype":"BYTES","data":["x"]}]}`,
+		`{"id":"1","parameters":{"k":1,"z":{"q":[true,null,"\u00e9"]}},"inputs":[{"name":"x","shape":[1,2],"datatype":"BOOL","data":[true,null]}],"outputs":[{"name":"label","parameters":{}}]}`,
+		`{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[[[[1]]],2]}]}`,
+		`{"inputs":[{"name":"x","shape":[1,2],"datatype":"UINT8","data":[255,0]}]} `,
+		` {"Inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[1,2]}]}`,
+		`{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[1,2]}],"inputs":[]}`,
+		`{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[123456789012345678901234,2e-400]}]}`,
+	} {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, mixed bool) {
+		s := numericSchema()
+		if mixed {
+			s = testSchema()
+		}
+		var fast OIPRequest
+		if !fastOIPRequest(body, &fast) {
+			return
+		}
+		r1, err := oipRows(&fast, s)
+		if err != nil {
+			return // decodeOIP answers with decodeOIPJSON's refusal
+		}
+		var ref OIPRequest
+		if err := strictUnmarshal(body, &ref); err != nil {
+			t.Fatalf("fast reader accepted what encoding/json refuses (%v): %q", err, body)
+		}
+		if !reflect.DeepEqual(fast, ref) {
+			t.Fatalf("fast reader read %+v, encoding/json %+v: %q", fast, ref, body)
+		}
+		r2, id, outs, err := decodeOIPJSON(body, s)
+		if err != nil {
+			t.Fatalf("fast path decoded what the encoding/json path refuses (%v): %q", err, body)
+		}
+		if id != fast.ID || !reflect.DeepEqual(outs, outputNames(fast.Outputs)) {
+			t.Fatalf("id/outputs differ: %q %v vs %q %v", fast.ID, outputNames(fast.Outputs), id, outs)
+		}
+		sameRows(t, r1, r2)
+	})
+}
+
+func sameRows(t *testing.T, a, b *guard.Rows) {
+	t.Helper()
+	if a.N != b.N || len(a.Num) != len(b.Num) || len(a.Cat) != len(b.Cat) {
+		t.Fatalf("rows differ: %d vs %d", a.N, b.N)
+	}
+	for j := range a.Num {
+		if len(a.Num[j]) != len(b.Num[j]) || len(a.Cat) > 0 && !reflect.DeepEqual(a.Cat[j], b.Cat[j]) {
+			t.Fatalf("column %d differs", j)
+		}
+		for i := range a.Num[j] {
+			if math.Float64bits(a.Num[j][i]) != math.Float64bits(b.Num[j][i]) {
+				t.Fatalf("value [%d][%d]: %v vs %v", j, i, a.Num[j][i], b.Num[j][i])
+			}
+		}
+	}
+}
+
+// FuzzReadNumber: readNumber accepts exactly the JSON numbers of at most
+// 64 bytes that strconv.ParseFloat reads as finite (the previous reader),
+// with bit-identical values.
+func FuzzReadNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1", "17.99", "0.0001184", "1.095e-05", "1e22", "1e23", "9007199254740993",
+		"123456789012345678901", "-2.2250738585072014e-308", "1e999", "01", "1.", ".5", "+1", "1e", "0.1e-400", "4.9e-324"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, i, ok := readNumber(b, 0)
+		ok = ok && i == len(b)
+		ref, err := strconv.ParseFloat(string(b), 64)
+		refOK := len(b) <= 64 && validJSONNumber(b) && err == nil && !math.IsInf(ref, 0) && !math.IsNaN(ref)
+		if ok != refOK {
+			t.Fatalf("%q: readNumber ok=%v, reference ok=%v", b, ok, refOK)
+		}
+		if ok && math.Float64bits(v) != math.Float64bits(ref) {
+			t.Fatalf("%q: %v (%x), want %v (%x)", b, v, math.Float64bits(v), ref, math.Float64bits(ref))
+		}
+	})
+}
+
+func benchTensor(n, f int) []byte {
+	b := []byte(`{"inputs":[{"name":"input-0","shape":[` + strconv.Itoa(n) + `,` + strconv.Itoa(f) + `],"datatype":"FP64","data":[`)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		for j := range f {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			// Four significant digits, like the shared datasets' measurements.
+			b = strconv.AppendFloat(b, float64((i*31+j*7)%9973+27)*math.Pow(10, float64(j%5-5)), 'g', 4, 64)
+		}
+		b = append(b, ']')
+	}
+	return append(b, "]}]}"...)
+}
+
+func benchDecode(b *testing.B, n int, dec func([]byte, *guard.Schema) (*guard.Rows, string, []string, error)) {
+	names := make([]string, 30)
+	for j := range names {
+		names[j] = "f" + strconv.Itoa(j)
+	}
+	s := guard.SchemaNumeric(names)
+	body := benchTensor(n, 30)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, _, err := dec(body, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+func BenchmarkDecodeOIP10k(b *testing.B)     { benchDecode(b, 10_000, decodeOIP) }
+func BenchmarkDecodeOIP10kJSON(b *testing.B) { benchDecode(b, 10_000, decodeOIPJSON) }
+func BenchmarkDecodeOIP1(b *testing.B)       { benchDecode(b, 1, decodeOIP) }
+func BenchmarkDecodeOIP1JSON(b *testing.B)   { benchDecode(b, 1, decodeOIPJSON) }
+
+func TestFastReaderTakesCommonRequests(t *testing.T) {
+	var req OIPRequest
+	if !fastOIPRequest(benchTensor(3, 30), &req) || len(req.Inputs) != 1 || req.Inputs[0].Shape[0] != 3 {
+		t.Fatalf("fast reader declined a plain tensor request: %+v", req)
+	}
 }

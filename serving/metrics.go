@@ -1,6 +1,8 @@
 package serving
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -13,6 +15,25 @@ type metrics struct {
 	extraction *prometheus.CounterVec
 	psi        *prometheus.GaugeVec
 	loads      prometheus.Counter
+
+	byEndpoint sync.Map // endpoint ID → *endpointMetrics
+}
+
+// endpointMetrics are an endpoint's per-request series, looked up once.
+type endpointMetrics struct {
+	ok      prometheus.Counter
+	rows    prometheus.Counter
+	latency prometheus.Observer
+}
+
+func (m *metrics) of(endpointID string) *endpointMetrics {
+	if v, ok := m.byEndpoint.Load(endpointID); ok {
+		return v.(*endpointMetrics)
+	}
+	em := &endpointMetrics{ok: m.requests.WithLabelValues(endpointID, "ok"), rows: m.rows.WithLabelValues(endpointID),
+		latency: m.latency.WithLabelValues(endpointID)}
+	v, _ := m.byEndpoint.LoadOrStore(endpointID, em)
+	return v.(*endpointMetrics)
 }
 
 // Metric labels carry endpoint IDs (random, not names) so no tenant's

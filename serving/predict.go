@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -43,9 +45,14 @@ type PredictOutput struct {
 
 // guardLog accumulates the guard decisions of one request for its audit
 // event.
-type guardLog []string
+type guardLog []byte
 
-func (g *guardLog) add(name, decision string) { *g = append(*g, name+"="+decision) }
+func (g *guardLog) add(name, decision string) {
+	if len(*g) > 0 {
+		*g = append(*g, ' ')
+	}
+	*g = append(append(append(*g, name...), '='), decision...)
+}
 
 // Predict runs one request through the guard pipeline (package comment).
 // Every outcome, refusals included, is recorded in the audit log before the
@@ -70,9 +77,9 @@ func (s *Service) Predict(ctx context.Context, in PredictInput) (*PredictOutput,
 	if c.Principal.TenantID != ep.TenantID {
 		ev.Details["caller_tenant"] = c.Principal.TenantID
 	}
-	var gl guardLog
+	gl := guardLog(make([]byte, 0, 160))
 	out, err := s.predict(ctx, c, ep, d, in, &gl, &ev)
-	ev.Details["guards"] = strings.Join(gl, " ")
+	ev.Details["guards"] = string(gl)
 	ev.Time = s.now().UTC()
 	outcome := "ok"
 	if err != nil {
@@ -87,11 +94,16 @@ func (s *Service) Predict(ctx context.Context, in PredictInput) (*PredictOutput,
 	} else {
 		ev.Outcome = "ok"
 	}
-	s.metrics.requests.WithLabelValues(ep.ID, outcome).Inc()
+	em := s.metrics.of(ep.ID)
+	if outcome == "ok" {
+		em.ok.Inc()
+	} else {
+		s.metrics.requests.WithLabelValues(ep.ID, outcome).Inc()
+	}
 	if aerr := s.recordBoth(ctx, c, ep, ev); aerr != nil {
 		return nil, errors.Join(err, aerr)
 	}
-	s.metrics.latency.WithLabelValues(ep.ID).Observe(time.Since(start).Seconds())
+	em.latency.Observe(time.Since(start).Seconds())
 	return out, err
 }
 
@@ -194,8 +206,11 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 	}
 	gl.add("validation", "ok")
 
-	// Out-of-distribution score (INF-5).
+	// Out-of-distribution score (INF-5) and the extraction monitor's view
+	// of each row (INF-3): every value's normal score computed once.
+	F := len(schema.Features)
 	ood := make([]float64, rows.N)
+	var xs []float64 // rows in the monitor's space, row-major
 	var oodFlags []bool
 	nOOD := 0
 	// The score also feeds the extraction monitor; with both off it is skipped.
@@ -204,9 +219,10 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 		if thr == 0 {
 			thr = guard.DefaultOODThreshold
 		}
-		for i := range rows.N {
-			ood[i] = schema.Score(rows, i)
+		if pol.Extraction != rampart.ExtractionOff {
+			xs = make([]float64, rows.N*F)
 		}
+		scoreRows(schema, rows, xs, ood)
 		if pol.OOD != rampart.OODOff {
 			oodFlags = make([]bool, rows.N)
 			for i, v := range ood {
@@ -241,14 +257,20 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 	}
 	gl.add("model", "ok")
 
-	// Output policy (INF-2).
+	// Output policy (INF-2). The rows' probabilities share one buffer.
 	op := guard.OutputPolicy{Mode: pol.Output, TopK: pol.TopK, Decimals: pol.Decimals}
 	preds := make([]guard.Prediction, rows.N)
 	classIdx := make([]int, rows.N)
 	pmax := make([]float64, rows.N)
 	w := sm.width
+	pw := w // probabilities a row's output may carry
+	if pol.Output == rampart.OutputLabel {
+		pw = 1
+	}
+	probs := make([]float64, rows.N*pw)
 	for i := range rows.N {
 		row := scores[i*w : (i+1)*w]
+		preds[i].Proba = probs[i*pw : i*pw : (i+1)*pw]
 		op.Apply(sm.classes, row, sm.regression, &preds[i])
 		best := 0
 		for k := 1; k < len(row); k++ {
@@ -267,7 +289,12 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 	if pol.Extraction != rampart.ExtractionOff {
 		qs := make([]guard.Query, rows.N)
 		for i := range qs {
-			x := schema.Normalise(rows, i, nil)
+			var x []float64
+			if xs != nil {
+				x = xs[i*F : (i+1)*F : (i+1)*F]
+			} else { // unprofiled schema: the raw row
+				x = schema.Normalise(rows, i, nil)
+			}
 			qs[i] = guard.Query{X: x, Class: classIdx[i], PMax: pmax[i], OOD: ood[i], Z2: schema.Plausibility(x)}
 			if sm.regression {
 				qs[i].Class = 0
@@ -306,7 +333,7 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 	if err != nil {
 		return nil, err
 	}
-	s.metrics.rows.WithLabelValues(ep.ID).Add(float64(rows.N))
+	s.metrics.of(ep.ID).rows.Add(float64(rows.N))
 	ev.Sensitive["output_digest"] = Digest(body)
 	out := &PredictOutput{Body: body, ModelDigest: sm.version.Digest, ModelVersion: sm.version.Version, OODRows: nOOD}
 	if pol.Sign {
@@ -376,6 +403,23 @@ func (s *Service) Stats(ctx context.Context, ref string) (Stats, error) {
 	return st, nil
 }
 
+// scoreRows runs Schema.ScoreRange over the rows, on every core for large
+// batches.
+func scoreRows(sc *guard.Schema, r *guard.Rows, x, ood []float64) {
+	const chunk = 2048
+	parts := min(runtime.GOMAXPROCS(0), (r.N+chunk-1)/chunk)
+	if parts <= 1 {
+		sc.ScoreRange(r, 0, r.N, x, ood)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range parts {
+		lo, hi := r.N*k/parts, r.N*(k+1)/parts
+		wg.Go(func() { sc.ScoreRange(r, lo, hi, x, ood) })
+	}
+	wg.Wait()
+}
+
 func appendFloat(b []byte, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return append(b, "null"...)
@@ -383,7 +427,16 @@ func appendFloat(b []byte, v float64) []byte {
 	return strconv.AppendFloat(b, v, 'f', -1, 64)
 }
 
+// appendString appends s as a JSON string exactly as json.Marshal writes
+// it: plain printable ASCII directly, anything else through json.Marshal.
 func appendString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
