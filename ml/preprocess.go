@@ -110,41 +110,56 @@ func fitFeature(f *Frame, name string) (FeatureInfo, string, error) {
 	warn := ""
 	switch c.Kind {
 	case Numeric:
-		vals := make([]float64, 0, len(c.Num))
+		// Two passes over the column, no copy of it: count, sum, min and
+		// max, then the squared deviations and the decile sample. Every
+		// sum runs over the non-missing values in row order, as it did
+		// over a filtered copy.
+		var sum float64
+		first := true
 		for i, x := range c.Num {
+			if math.IsNaN(x) {
+				continue
+			}
 			if math.IsInf(x, 0) {
 				return fi, "", fmt.Errorf("%w: column %q row %d is infinite", ErrData, name, i+1)
 			}
-			if !math.IsNaN(x) {
-				vals = append(vals, x)
+			fi.Count++
+			sum += x
+			if first {
+				fi.Min, fi.Max, first = x, x, false
 			}
+			fi.Min, fi.Max = math.Min(fi.Min, x), math.Max(fi.Max, x)
 		}
-		fi.Count, fi.Missing = len(vals), len(c.Num)-len(vals)
+		fi.Missing = len(c.Num) - fi.Count
 		if fi.Count == 0 {
 			return fi, "", fmt.Errorf("%w: column %q has no non-missing values", ErrData, name)
 		}
-		var sum float64
-		for _, x := range vals {
-			sum += x
-		}
-		fi.Mean = sum / float64(len(vals))
-		var ss float64
-		for _, x := range vals {
-			ss += (x - fi.Mean) * (x - fi.Mean)
-		}
-		fi.Std = math.Sqrt(ss / float64(len(vals)))
-		fi.Min, fi.Max = vals[0], vals[0]
-		for _, x := range vals {
-			fi.Min, fi.Max = math.Min(fi.Min, x), math.Max(fi.Max, x)
-		}
+		fi.Mean = sum / float64(fi.Count)
 		// Deciles (for OOD scoring) from a fixed stride sample: sorting a
 		// million values per column costs more than the deciles are worth.
-		if k := len(vals) / quantileSample; k > 1 {
-			for i := range quantileSample {
-				vals[i] = vals[i*k]
-			}
-			vals = vals[:quantileSample]
+		stride := fi.Count / quantileSample
+		if stride <= 1 {
+			stride = 1
 		}
+		keep := fi.Count // sample values[0], values[stride], … (at most quantileSample of them)
+		if stride > 1 {
+			keep = quantileSample
+		}
+		vals := make([]float64, 0, keep)
+		var ss float64
+		j, next := 0, 0
+		for _, x := range c.Num {
+			if math.IsNaN(x) {
+				continue
+			}
+			ss += (x - fi.Mean) * (x - fi.Mean)
+			if j == next && len(vals) < keep {
+				vals = append(vals, x)
+				next += stride
+			}
+			j++
+		}
+		fi.Std = math.Sqrt(ss / float64(fi.Count))
 		sort.Float64s(vals)
 		fi.Quantiles = make([]float64, 11)
 		for q := range fi.Quantiles {

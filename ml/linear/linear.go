@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"math"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
@@ -154,58 +153,109 @@ func (m *Model) ExampleLoss(x []float64, y int, g []float64) float64 {
 }
 
 // accumulate adds the loss gradients of rows [lo, hi) into g (laid out as
-// [W, B]) and returns their summed loss. The two products X·Wᵀ and Rᵀ·X go
-// through gonum's BLAS (SIMD kernels); each output element is summed in a
-// fixed order, so the result does not depend on scheduling (TRAIN-6).
+// [W, B]) and returns their summed loss, in one pass over the rows: each
+// row's scores, loss, residual and gradient contribution are computed while
+// the row is in cache, with no allocation and no goroutines of its own (the
+// caller already runs blocks on all cores).
+//
+// The arithmetic is exactly that of the two BLAS products X·Wᵀ and Rᵀ·X
+// this replaces (gonum's Dgemm, kept as accumulateGemm in the tests, which
+// check bit equality): a score is the bias plus gonum's Ddot of the row and
+// the weights, taken in 64-wide chunks where Dgemm's parallel path cuts the
+// inner dimension, and the gradient gets gonum's Daxpy of each row scaled by
+// its non-zero residual, rows in order. Every sum thus runs in a fixed order
+// and the result does not depend on scheduling (TRAIN-6).
 func (m *Model) accumulate(x []float64, y []int, lo, hi int, g []float64) float64 {
 	d, k, nb := m.D, m.Rows, hi-lo
-	xb := blas64.General{Rows: nb, Cols: d, Stride: d, Data: x[lo*d : hi*d]}
-	w := blas64.General{Rows: k, Cols: d, Stride: d, Data: m.W}
-	z := blas64.General{Rows: nb, Cols: k, Stride: k, Data: make([]float64, nb*k)}
-	for i := range nb {
-		copy(z.Data[i*k:(i+1)*k], m.B)
+	// gonum's Dgemm (blockSize 64, minParBlock 4) splits the dot products
+	// into 64-wide chunks exactly when it runs its parallel path.
+	chunk := d
+	if gemmBlocks(nb)*gemmBlocks(k) >= 4 {
+		chunk = 64
 	}
-	blas64.Gemm(blas.NoTrans, blas.Trans, 1, xb, w, 1, z)
+	var zbuf [16]float64
+	z := zbuf[:0]
+	if k > len(zbuf) {
+		z = make([]float64, 0, k)
+	}
+	z = z[:k]
+	gb := g[k*d : k*d+k]
 	var loss float64
-	r := z.Data // overwritten in place by the residual p - onehot(y)
 	for i := range nb {
-		row := r[i*k : (i+1)*k]
+		row := x[(lo+i)*d : (lo+i+1)*d]
+		for c := range k {
+			w := m.W[c*d : (c+1)*d]
+			s := m.B[c]
+			for j := 0; j < d; j += chunk {
+				e := min(j+chunk, d)
+				s += blas64.Dot(blas64.Vector{N: e - j, Data: row[j:e], Inc: 1}, blas64.Vector{N: e - j, Data: w[j:e], Inc: 1})
+			}
+			z[c] = s
+		}
 		yi := y[lo+i]
 		if k == 1 {
-			zz := row[0]
-			if yi == 1 {
-				loss += softplus(-zz)
-				row[0] = Sigmoid(zz) - 1
-			} else {
-				loss += softplus(zz)
-				row[0] = Sigmoid(zz)
+			l, p := lossSigmoid(z[0], yi == 1)
+			loss += l
+			z[0] = p
+		} else {
+			mx := z[0]
+			for _, v := range z[1:] {
+				mx = max(mx, v)
 			}
-			continue
+			var s float64
+			for _, v := range z {
+				s += math.Exp(v - mx)
+			}
+			lse := mx + math.Log(s)
+			loss += lse - z[yi]
+			for c, v := range z {
+				z[c] = math.Exp(v - lse)
+			}
+			z[yi]--
 		}
-		mx := row[0]
-		for _, v := range row[1:] {
-			mx = max(mx, v)
+		xv := blas64.Vector{N: d, Data: row, Inc: 1}
+		for c, r := range z {
+			if r != 0 { // Dgemm skips zero multipliers
+				blas64.Axpy(r, xv, blas64.Vector{N: d, Data: g[c*d : (c+1)*d], Inc: 1})
+			}
 		}
-		var s float64
-		for _, v := range row {
-			s += math.Exp(v - mx)
-		}
-		lse := mx + math.Log(s)
-		loss += lse - row[yi]
-		for c, v := range row {
-			row[c] = math.Exp(v - lse)
-		}
-		row[yi]--
-	}
-	gw := blas64.General{Rows: k, Cols: d, Stride: d, Data: g[:k*d]}
-	blas64.Gemm(blas.Trans, blas.NoTrans, 1, z, xb, 1, gw)
-	for i := range nb {
-		for c := range k {
-			g[k*d+c] += r[i*k+c]
+		for c, r := range z {
+			gb[c] += r
 		}
 	}
 	return loss
 }
+
+// lossSigmoid returns softplus(-z) and Sigmoid(z)-1 when pos, else
+// softplus(z) and Sigmoid(z): the binary loss and residual, from the one
+// exponential exp(-|z|) that softplus and Sigmoid would each compute, so
+// the values are bit for bit those of the two functions.
+func lossSigmoid(z float64, pos bool) (loss, resid float64) {
+	var e float64
+	if z > 0 {
+		e = math.Exp(-z)
+	} else {
+		e = math.Exp(z)
+	}
+	var p float64 // Sigmoid(z)
+	if z >= 0 {
+		p = 1 / (1 + e)
+	} else {
+		p = e / (1 + e)
+	}
+	u := z // softplus(u) = max(u, 0) + log1p(exp(-|u|))
+	if pos {
+		u = -z
+		p--
+	}
+	if u > 0 {
+		return u + math.Log1p(e), p
+	}
+	return math.Log1p(e), p
+}
+
+// gemmBlocks is the number of 64-wide blocks gonum's Dgemm cuts n into.
+func gemmBlocks(n int) int { return (n + 63) / 64 }
 
 // params flattens [W, B] into one vector (and back) for the optimisers.
 func (m *Model) params() []float64 { return append(append([]float64{}, m.W...), m.B...) }
