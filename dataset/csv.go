@@ -198,14 +198,17 @@ var csvSpecial = func() (t [256]uint8) {
 	return t
 }()
 
-// fastRecord splits a record that lies wholly in the buffer and has no
-// quote or stray CR, without copying, in one pass over the bytes (UTF-8 is
-// validated only for lines with non-ASCII bytes). Anything unusual returns
-// nil and the byte-wise reader takes over (and reports errors precisely).
+// fastRecord splits a record that lies wholly in the buffer, without
+// copying, in one pass over the bytes (UTF-8 is validated only for lines
+// with non-ASCII bytes). A quoted field is taken as the bytes between its
+// quotes when it has no escaped quote and no line break. Anything else
+// (escaped quotes, quoted line breaks, stray CR, NUL, a bare quote, a
+// record cut by the end of the buffer) returns nil and the byte-wise
+// reader takes over, and reports errors precisely.
 func (c *CSVReader) fastRecord() [][]byte {
 	chunk := c.buf[c.pos:c.end]
 	fields := c.fields[:0]
-	st, ascii := 0, true
+	st, ascii, quoted := 0, true, false
 	for j := 0; j < len(chunk); j++ {
 		k := csvSpecial[chunk[j]]
 		if k == 0 {
@@ -220,23 +223,60 @@ func (c *CSVReader) fastRecord() [][]byte {
 			ascii = false
 			continue
 		case 3:
-			// CRLF ends the line; any other CR, a quote or NUL: slow path.
+			if chunk[j] == '"' && j == st {
+				// A quoted field: up to the closing quote.
+				q := bytes.IndexByte(chunk[j+1:], '"')
+				if q < 0 {
+					break
+				}
+				e := j + 1 + q
+				for _, b := range chunk[j+1 : e] {
+					switch csvSpecial[b] {
+					case 2, 3:
+						c.fields = fields
+						return nil
+					case 4:
+						ascii = false
+					}
+				}
+				if e+1 >= len(chunk) {
+					break
+				}
+				quoted = true
+				switch chunk[e+1] {
+				case ',':
+					fields = append(fields, chunk[j+1:e:e])
+					st = e + 2
+					j = e + 1
+					continue
+				case '\n':
+					fields = append(fields, chunk[j+1:e:e])
+					return c.fastEnd(fields, chunk[:e+1], e+2, ascii, quoted)
+				case '\r':
+					if e+2 < len(chunk) && chunk[e+2] == '\n' {
+						fields = append(fields, chunk[j+1:e:e])
+						return c.fastEnd(fields, chunk[:e+1], e+3, ascii, quoted)
+					}
+				}
+				break
+			}
+			// CRLF ends the line; any other CR, a bare quote or NUL: slow path.
 			if chunk[j] != '\r' || j+1 >= len(chunk) || chunk[j+1] != '\n' {
-				c.fields = fields
-				return nil
+				break
 			}
 			fields = append(fields, chunk[st:j:j])
-			return c.fastEnd(fields, chunk[:j], j+2, ascii)
+			return c.fastEnd(fields, chunk[:j], j+2, ascii, quoted)
+		case 2:
+			fields = append(fields, chunk[st:j:j])
+			return c.fastEnd(fields, chunk[:j], j+1, ascii, quoted)
 		}
-		// '\n'
-		fields = append(fields, chunk[st:j:j])
-		return c.fastEnd(fields, chunk[:j], j+1, ascii)
+		break
 	}
 	c.fields = fields
 	return nil
 }
 
-func (c *CSVReader) fastEnd(fields [][]byte, line []byte, n int, ascii bool) [][]byte {
+func (c *CSVReader) fastEnd(fields [][]byte, line []byte, n int, ascii, quoted bool) [][]byte {
 	c.fields = fields
 	if len(fields) > c.MaxColumns || !ascii && !utf8.Valid(line) {
 		return nil
@@ -249,6 +289,9 @@ func (c *CSVReader) fastEnd(fields [][]byte, line []byte, n int, ascii bool) [][
 		}
 	}
 	c.rawLine = line
+	if quoted {
+		c.rawLine = nil // fields are not simply separated by commas
+	}
 	c.pos += n
 	c.line++
 	c.row++

@@ -71,26 +71,21 @@ type Sample struct {
 	Total  int64
 }
 
-// source yields records. raw returns the current record either as its
-// line, fields separated by single commas (ends nil), or as the fields'
-// bytes concatenated with their end offsets. pos is the record's row and
+// source yields records. raw returns the current record's line when its
+// fields are exactly the line's bytes separated by single commas, else
+// nil. pos is the record's row and
 // line, relative to the start of the source's piece.
 type source interface {
 	next() ([][]byte, error)
-	raw() ([]byte, []int)
+	raw() []byte
 	pos() (row, line int)
 }
 
 type csvSource struct{ r *CSVReader }
 
 func (s csvSource) next() ([][]byte, error) { return s.r.Read() }
-func (s csvSource) raw() ([]byte, []int) {
-	if s.r.rawLine != nil {
-		return s.r.rawLine, nil
-	}
-	return s.r.arena, s.r.ends
-}
-func (s csvSource) pos() (int, int) { return s.r.Row(), s.r.Line() }
+func (s csvSource) raw() []byte             { return s.r.rawLine }
+func (s csvSource) pos() (int, int)         { return s.r.Row(), s.r.Line() }
 
 // Ingest reads an upload in one streaming pass: parse, validate against the
 // declared schema, profile, screen for PII and formula injection, and copy
@@ -216,10 +211,10 @@ func newSetup(hdr [][]byte, opt Options) (*setup, error) {
 	return st, nil
 }
 
-const (
-	blockSize       = 1 << 20 // bytes read per piece
-	streamBatchRows = 4096    // rows per result batch of a streamed piece
-)
+// blockSize is the bytes read per piece (a variable for tests).
+var blockSize = 1 << 20
+
+const streamBatchRows = 4096 // rows per result batch of a streamed piece
 
 // ingestion is one Ingest run: a producer reading and splitting the
 // upload, workers parsing and profiling pieces, and the merger (Ingest's
@@ -240,13 +235,14 @@ type ingestion struct {
 
 	size int64 // bytes read; final when order is closed
 
+	block   int // bytes read per piece
 	free    chan *block
 	nblocks int
 	maxBlks int
 }
 
 func newIngestion(ctx context.Context, opt Options) *ingestion {
-	return &ingestion{ctx: ctx, opt: opt, stop: make(chan struct{}), hdrReady: make(chan struct{})}
+	return &ingestion{ctx: ctx, opt: opt, stop: make(chan struct{}), hdrReady: make(chan struct{}), block: blockSize}
 }
 
 func (in *ingestion) start(workers int) {
@@ -295,7 +291,7 @@ func (in *ingestion) getBlock() *block {
 	}
 	if in.nblocks < in.maxBlks {
 		in.nblocks++
-		return &block{buf: make([]byte, 2*blockSize), in: in}
+		return &block{buf: make([]byte, 2*in.block), in: in}
 	}
 	select {
 	case b := <-in.free:
@@ -400,12 +396,12 @@ func (in *ingestion) produce(r io.Reader, sink io.Writer) {
 		if b == nil {
 			return
 		}
-		n := copy(b.buf, carry) // at most blockSize
+		n := copy(b.buf, carry) // at most in.block
 		if carryBlk != nil {
 			carryBlk.release()
 			carryBlk, carry = nil, nil
 		}
-		m, err := io.ReadFull(r, b.buf[n:n+blockSize])
+		m, err := io.ReadFull(r, b.buf[n:n+in.block])
 		in.size += int64(m)
 		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 		if err != nil && !eof {
@@ -416,6 +412,9 @@ func (in *ingestion) produce(r io.Reader, sink io.Writer) {
 		cut := len(data)
 		if !eof {
 			cut = lastCut(data)
+			if first && len(bytes.Trim(data[:cut], "\r\n")) == 0 {
+				cut = 0 // the first piece must hold the header, not just blank lines
+			}
 		}
 		if cut == 0 && !eof {
 			b.refs.Store(2) // the sink write, the carry or the stream
@@ -447,7 +446,7 @@ func (in *ingestion) produce(r io.Reader, sink io.Writer) {
 		b.release()
 		rest := data[cut:]
 		switch {
-		case len(rest) > blockSize:
+		case len(rest) > in.block:
 			in.stream(r, sink, b, rest, idx+1, false)
 			return
 		case len(rest) > 0:
@@ -506,7 +505,7 @@ func (in *ingestion) stream(r io.Reader, sink io.Writer, b *block, data []byte, 
 		if b = in.getBlock(); b == nil {
 			return
 		}
-		m, err := io.ReadFull(r, b.buf[:blockSize])
+		m, err := io.ReadFull(r, b.buf[:in.block])
 		in.size += int64(m)
 		data = b.buf[:m]
 		b.refs.Store(2) // the sink write, the reader
@@ -653,6 +652,7 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 	piiSeen := make([]uint8, ncol) // PII rows recorded per column in this piece
 	pieceKey := splitmix(in.opt.Seed ^ splitmix(p.idx+0x51ed27))
 	o := &pieceOut{}
+	var scratch []byte
 	for {
 		rec, err := src.next()
 		if errors.Is(err, io.EOF) {
@@ -693,7 +693,7 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 				o.pii = append(o.pii, piiRow{col: int32(i), row: int64(row)})
 			}
 		}
-		fh, lh := rowHash(st.seed, src, rec, label)
+		fh, lh := rowHash(st.seed, src.raw(), rec, label, &scratch)
 		o.fh, o.lh = append(o.fh, fh), append(o.lh, lh)
 		o.rows++
 		if label >= 0 {
@@ -1011,33 +1011,38 @@ func parseErr(err error, header []string) error {
 }
 
 // rowHash hashes a record's features (all fields but the label) and its
-// label, for duplicate and conflicting-label detection.
-func rowHash(seed maphash.Seed, src source, rec [][]byte, label int) (fh, lh uint64) {
-	buf, ends := src.raw()
-	if ends == nil {
-		// A line: separators are in the bytes.
-		if label < 0 {
-			return maphash.Bytes(seed, buf), 0
+// label, for duplicate and conflicting-label detection. The hash is of the
+// fields joined by commas (the line itself when the reader has it), with
+// the field lengths mixed in when a field holds a comma, so a record hashes
+// the same however it was quoted or parsed.
+func rowHash(seed maphash.Seed, line []byte, rec [][]byte, label int, scratch *[]byte) (fh, lh uint64) {
+	amb := false
+	if line == nil {
+		b := (*scratch)[:0]
+		for i, f := range rec {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, f...)
+			amb = amb || bytes.IndexByte(f, ',') >= 0
 		}
+		*scratch, line = b, b
+	}
+	if label < 0 {
+		fh = maphash.Bytes(seed, line)
+	} else {
 		ls := label
 		for _, f := range rec[:label] {
 			ls += len(f)
 		}
 		le := ls + len(rec[label])
-		return maphash.Bytes(seed, buf[:ls]) ^ (maphash.Bytes(seed, buf[le:]) * 0x9e3779b97f4a7c15), maphash.Bytes(seed, buf[ls:le]) | 1
+		fh = maphash.Bytes(seed, line[:ls]) ^ (maphash.Bytes(seed, line[le:]) * 0x9e3779b97f4a7c15)
+		lh = maphash.Bytes(seed, line[ls:le]) | 1
 	}
-	if label >= 0 {
-		ls := 0
-		if label > 0 {
-			ls = ends[label-1]
+	if amb {
+		for _, f := range rec {
+			fh = (fh ^ uint64(len(f))) * 0x100000001b3
 		}
-		lh = maphash.Bytes(seed, buf[ls:ends[label]]) | 1
-		fh = maphash.Bytes(seed, buf[:ls]) ^ (maphash.Bytes(seed, buf[ends[label]:]) * 0x9e3779b97f4a7c15)
-	} else {
-		fh = maphash.Bytes(seed, buf)
-	}
-	for _, e := range ends {
-		fh = (fh ^ uint64(e)) * 0x100000001b3
 	}
 	return fh, lh
 }
