@@ -128,7 +128,12 @@ func fitFeature(f *Frame, name string) (FeatureInfo, string, error) {
 			if first {
 				fi.Min, fi.Max, first = x, x, false
 			}
-			fi.Min, fi.Max = math.Min(fi.Min, x), math.Max(fi.Max, x)
+			if x <= fi.Min { // math.Min only where it can change the minimum (it orders -0 < +0)
+				fi.Min = math.Min(fi.Min, x)
+			}
+			if x >= fi.Max {
+				fi.Max = math.Max(fi.Max, x)
+			}
 		}
 		fi.Missing = len(c.Num) - fi.Count
 		if fi.Count == 0 {
@@ -160,10 +165,15 @@ func fitFeature(f *Frame, name string) (FeatureInfo, string, error) {
 			j++
 		}
 		fi.Std = math.Sqrt(ss / float64(fi.Count))
-		sort.Float64s(vals)
+		// The deciles are order statistics: select them, no full sort.
 		fi.Quantiles = make([]float64, 11)
+		pos := make([]int, 11)
+		for q := range pos {
+			pos[q] = q * (len(vals) - 1) / 10
+		}
+		selectOrder(vals, pos, 0)
 		for q := range fi.Quantiles {
-			fi.Quantiles[q] = vals[q*(len(vals)-1)/10]
+			fi.Quantiles[q] = vals[pos[q]]
 		}
 		fi.Quantiles[0], fi.Quantiles[10] = fi.Min, fi.Max
 		if fi.Min == fi.Max {
@@ -391,4 +401,46 @@ func decodePreprocessor(r *wire.Reader) *Preprocessor {
 	}
 	p.init()
 	return p
+}
+
+// selectOrder rearranges a (no NaNs) so that a[k] is the k-th smallest value
+// for every k in ks (ascending indices into a), as a sort
+// would place it, in expected linear time: quickselect with a
+// median-of-three pivot and a three-way partition, recursing only into the
+// parts that hold a wanted index. Past a depth limit (adversarial data) a
+// part is sorted instead, so the worst case stays O(n log n).
+func selectOrder(a []float64, ks []int, depth int) {
+	if len(ks) == 0 || len(a) <= 1 {
+		return
+	}
+	if len(a) <= 32 || depth > 64 {
+		sort.Float64s(a)
+		return
+	}
+	x, y, z := a[0], a[len(a)/2], a[len(a)-1]
+	p := max(min(x, y), min(max(x, y), z))
+	// a[:lt] < p, a[lt:gt] == p, a[gt:] > p.
+	lt, i, gt := 0, 0, len(a)
+	for i < gt {
+		switch v := a[i]; {
+		case v < p:
+			a[lt], a[i] = v, a[lt]
+			lt++
+			i++
+		case v > p:
+			gt--
+			a[gt], a[i] = v, a[gt]
+		default:
+			i++
+		}
+	}
+	left, right := ks[:sort.SearchInts(ks, lt)], ks[sort.SearchInts(ks, gt):]
+	selectOrder(a[:lt], left, depth+1)
+	if len(right) > 0 {
+		shifted := make([]int, len(right))
+		for j, k := range right {
+			shifted[j] = k - gt
+		}
+		selectOrder(a[gt:], shifted, depth+1)
+	}
 }

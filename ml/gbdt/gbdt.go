@@ -516,39 +516,51 @@ func (m *Model) Margins(x, out []float64) {
 	}
 }
 
-// flatNode is the prediction-time form of a node. Leaves point to
-// themselves, so a fixed number of steps (the tree's depth) always ends on
-// the right leaf, which lets several rows walk one tree in lock-step.
+// flatNode is the prediction-time form of a node, 16 bytes so that four
+// share a cache line. Nodes are renumbered breadth-first so that a node's
+// children are adjacent: the right child is Left+1. A leaf points to
+// itself and its threshold is +Inf, so no value (not even +Inf or NaN)
+// leaves it; a fixed number of steps (the tree's depth) therefore always
+// ends on the right leaf, which lets several rows walk one tree in
+// lock-step.
 type flatNode struct {
-	thr     float64
-	feat    int32
-	child   [2]int32 // left, right
-	nanSide uint64   // child taken by a missing value
+	thr  float64
+	feat uint32 // feature index; nanRight set: missing values go right
+	left int32
 }
+
+const nanRight = 1 << 31
 
 type flatTree struct {
 	nodes  []flatNode
-	values []float64
+	values []float64 // leaf values by flat node index
 	depth  int
 }
 
 func compile(tree []Node) flatTree {
 	ft := flatTree{nodes: make([]flatNode, len(tree)), values: make([]float64, len(tree))}
+	// Breadth-first renumbering: order[i] is the Node at flat index i.
+	order := make([]int32, 1, len(tree))
 	depth := make([]int, len(tree))
-	for t, nd := range tree {
+	for i := 0; i < len(order); i++ {
+		t := order[i]
+		nd := tree[t]
 		if nd.Feature < 0 {
-			ft.nodes[t] = flatNode{thr: math.Inf(1), feat: 0, child: [2]int32{int32(t), int32(t)}}
-			ft.values[t] = nd.Value
+			ft.nodes[i] = flatNode{thr: math.Inf(1), left: int32(i)}
+			ft.values[i] = nd.Value
 			continue
 		}
-		ft.nodes[t] = flatNode{thr: nd.Threshold, feat: nd.Feature, child: [2]int32{nd.Left, nd.Right}, nanSide: 1}
-		if nd.DefaultLeft {
-			ft.nodes[t].nanSide = 0
+		fn := flatNode{thr: nd.Threshold, feat: uint32(nd.Feature), left: int32(len(order))}
+		if !nd.DefaultLeft {
+			fn.feat |= nanRight
 		}
-		// Children come after parents (builder and decoder guarantee it).
+		ft.nodes[i] = fn
+		// Children come after parents (builder and decoder guarantee it),
+		// so each node is reached once.
 		depth[nd.Left] = depth[t] + 1
 		depth[nd.Right] = depth[t] + 1
 		ft.depth = max(ft.depth, depth[t]+1)
+		order = append(order, nd.Left, nd.Right)
 	}
 	return ft
 }
@@ -563,62 +575,94 @@ func (m *Model) compiled() []flatTree {
 	return m.flat
 }
 
-// step moves one row down one level: branch-free, because the sign bit of
-// thr-v is 1 exactly when v > thr (go right); a data-dependent branch here
-// would be mispredicted half the time. Missing values take the learned
-// default direction (a rare, well-predicted branch).
-func step(nd *flatNode, row []float64) int32 {
-	v := row[nd.feat]
-	side := math.Float64bits(nd.thr-v) >> 63
-	if v != v {
-		side = nd.nanSide
+// step moves the row starting at x[off] down one level without a
+// data-dependent branch (one would be mispredicted half the time): v > thr
+// picks the right child (SETA), and a missing value the learned default side
+// (a rare, well-predicted branch).
+func step(nodes []flatNode, p int32, x []float64, off int) int32 {
+	nd := &nodes[p]
+	f := nd.feat
+	v := x[off+int(f&^nanRight)]
+	var side int32
+	if v > nd.thr {
+		side = 1
 	}
-	return nd.child[side&1]
+	if v != v {
+		side = int32(f >> 31)
+	}
+	return nd.left + side
 }
+
+// predictChunk is the number of rows walked through all trees together:
+// their features (64 × d float64s) stay in the L1 cache while each tree is
+// walked, and every tree is loaded once per chunk.
+const predictChunk = 64
 
 // PredictRows writes, for n rows of x, class probabilities (n×K, K=2 for
 // binary) or regression values (n×1) into out. It runs on the calling
-// goroutine; callers parallelise over row blocks. Four rows walk each tree
-// in lock-step so that their independent node loads overlap.
+// goroutine; callers parallelise over row blocks. Rows go in chunks of
+// predictChunk through all trees; in a chunk, eight rows walk each tree in
+// lock-step so that their independent node loads overlap.
 func (m *Model) PredictRows(x []float64, n int, out []float64) {
 	w := m.Width()
-	mg := make([]float64, n*m.Outputs)
-	for i := range n {
-		copy(mg[i*m.Outputs:], m.Base)
-	}
 	d, k := m.D, m.Outputs
-	for ti, ft := range m.compiled() {
-		o := ti % k
-		nodes := ft.nodes
-		base := 0
-		for ; base+4 <= n; base += 4 {
-			var p0, p1, p2, p3 int32
-			x0 := x[base*d : base*d+d]
-			x1 := x[(base+1)*d : (base+1)*d+d]
-			x2 := x[(base+2)*d : (base+2)*d+d]
-			x3 := x[(base+3)*d : (base+3)*d+d]
-			for range ft.depth {
-				p0 = step(&nodes[p0], x0)
-				p1 = step(&nodes[p1], x1)
-				p2 = step(&nodes[p2], x2)
-				p3 = step(&nodes[p3], x3)
-			}
-			mg[base*k+o] += ft.values[p0]
-			mg[(base+1)*k+o] += ft.values[p1]
-			mg[(base+2)*k+o] += ft.values[p2]
-			mg[(base+3)*k+o] += ft.values[p3]
+	trees := m.compiled()
+	var mgBuf [predictChunk * 8]float64
+	mg := mgBuf[:0]
+	if predictChunk*k > len(mgBuf) {
+		mg = make([]float64, 0, predictChunk*k)
+	}
+	for lo := 0; lo < n; lo += predictChunk {
+		hi := min(lo+predictChunk, n)
+		mg := mg[:(hi-lo)*k]
+		for i := range hi - lo {
+			copy(mg[i*k:(i+1)*k], m.Base)
 		}
-		for ; base < n; base++ {
-			var p int32
-			row := x[base*d : base*d+d]
-			for range ft.depth {
-				p = step(&nodes[p], row)
-			}
-			mg[base*k+o] += ft.values[p]
+		xc := x[lo*d : hi*d]
+		for ti := range trees {
+			ft := &trees[ti]
+			walkChunk(ft, xc, hi-lo, d, mg[ti%k:], k)
+		}
+		for i := range hi - lo {
+			m.link(mg[i*k:(i+1)*k], out[(lo+i)*w:(lo+i+1)*w])
 		}
 	}
-	for i := range n {
-		m.link(mg[i*k:(i+1)*k], out[i*w:(i+1)*w])
+}
+
+// walkChunk adds tree ft's value for each of the n rows of x (n×d) to
+// mg[i*k]. Rows are addressed by offset into x rather than as eight slices,
+// which keeps the eight walks' state in registers.
+func walkChunk(ft *flatTree, x []float64, n, d int, mg []float64, k int) {
+	nodes, vals := ft.nodes, ft.values
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		var p0, p1, p2, p3, p4, p5, p6, p7 int32
+		o := i * d
+		for range ft.depth {
+			p0 = step(nodes, p0, x, o)
+			p1 = step(nodes, p1, x, o+d)
+			p2 = step(nodes, p2, x, o+2*d)
+			p3 = step(nodes, p3, x, o+3*d)
+			p4 = step(nodes, p4, x, o+4*d)
+			p5 = step(nodes, p5, x, o+5*d)
+			p6 = step(nodes, p6, x, o+6*d)
+			p7 = step(nodes, p7, x, o+7*d)
+		}
+		mg[i*k] += vals[p0]
+		mg[(i+1)*k] += vals[p1]
+		mg[(i+2)*k] += vals[p2]
+		mg[(i+3)*k] += vals[p3]
+		mg[(i+4)*k] += vals[p4]
+		mg[(i+5)*k] += vals[p5]
+		mg[(i+6)*k] += vals[p6]
+		mg[(i+7)*k] += vals[p7]
+	}
+	for ; i < n; i++ {
+		var p int32
+		for range ft.depth {
+			p = step(nodes, p, x, i*d)
+		}
+		mg[i*k] += vals[p]
 	}
 }
 
