@@ -117,7 +117,14 @@ func (d *Drift) bin(j int, r *Rows, i int) int {
 	if math.IsNaN(x) {
 		return -1
 	}
-	return sort.Search(len(d.edges[j]), func(k int) bool { return d.edges[j][k] > x })
+	// The first edge above x (edges are few and sorted: a scan beats a
+	// binary search).
+	e := d.edges[j]
+	b := 0
+	for b < len(e) && e[b] <= x {
+		b++
+	}
+	return b
 }
 
 // PSI is the population stability index of actual against expected

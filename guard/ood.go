@@ -155,24 +155,22 @@ func numScorePrep(f *Feature, p *prep, x float64) float64 {
 	case x > hi:
 		return p.zEdge + oodSlope*(x-hi)/p.hiDen
 	}
+	// lo ≤ x ≤ hi and q is sorted: g is the first decile ≥ x; ties with x
+	// follow it (numScore's two scans, in one).
 	k := len(q) - 1
-	first, last := -1, -1
-	for m := 0; m <= k; m++ {
-		if q[m] == x {
-			if first < 0 {
-				first = m
-			}
-			last = m
-		}
+	g := 0
+	for q[g] < x {
+		g++
 	}
 	var u float64
-	if first >= 0 {
-		u = float64(first+last) / 2 / float64(k)
-	} else {
-		m := 0
-		for m < k && q[m+1] < x {
-			m++
+	if q[g] == x {
+		last := g
+		for last < k && q[last+1] == x {
+			last++
 		}
+		u = float64(g+last) / 2 / float64(k)
+	} else {
+		m := g - 1
 		u = (float64(m) + (x-q[m])/(q[m+1]-q[m])) / float64(k)
 	}
 	u = math.Min(math.Max(u, p.eps), 1-p.eps)

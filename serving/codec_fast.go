@@ -191,6 +191,10 @@ func (p *fastReader) dataSpan() ([]byte, bool) {
 	}
 	start, depth := p.i, 0
 	for p.i < len(p.b) {
+		if !spanStop[p.b[p.i]] {
+			p.i++
+			continue
+		}
 		switch p.b[p.i] {
 		case '[':
 			depth++
@@ -212,6 +216,9 @@ func (p *fastReader) dataSpan() ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// spanStop marks the bytes dataSpan looks at.
+var spanStop = [256]bool{'[': true, ']': true, '"': true, '{': true, '}': true}
 
 // object reads the members of an object with plain keys, calling member
 // for each (which must read the value); a repeated key declines.

@@ -26,6 +26,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -41,6 +43,9 @@ var (
 	dataPath = flag.String("data", "dataset/testdata/breast_cancer.csv", "numeric CSV")
 	target   = flag.String("target", "diagnosis", "label column")
 	peer     = flag.Bool("peer", true, "run the Flask + scikit-learn peer")
+	fairRate = flag.Float64("fair-rate", 100, "tenant A's rate limit (requests/s) in the fair-share run; A offers 10x it")
+	fairB    = flag.Int("fair-b-rate", 300, "tenant B's steady offered load (requests/s) in the fair-share run")
+	only     = flag.String("only", "", "run only this part: single, batch or fair")
 )
 
 type result struct {
@@ -79,16 +84,20 @@ func main() {
 	go srv.Serve(ctx, ln)
 	base := srv.URL(ln)
 	op, _ := httpapi.NewClient(base, srv.OperatorToken.Reveal(), "")
-	var tn rampart.Tenant
-	must(op.Do(ctx, "POST", "/v1/tenants", nil, httpapi.CreateTenantRequest{Name: "bench"}, &tn))
-	actor := func(name string, role rampart.Role) (rampart.Principal, *httpapi.Client, string) {
+	tenant := func(name string) rampart.Tenant {
+		var tn rampart.Tenant
+		must(op.Do(ctx, "POST", "/v1/tenants", nil, httpapi.CreateTenantRequest{Name: name}, &tn))
+		return tn
+	}
+	actor := func(tn rampart.Tenant, name string, role rampart.Role) (rampart.Principal, *httpapi.Client, string) {
 		var out httpapi.CreatePrincipalResponse
 		must(op.Do(ctx, "POST", "/v1/principals", nil, httpapi.CreatePrincipalRequest{TenantID: tn.ID, Name: name, Role: role}, &out))
 		c, _ := httpapi.NewClient(base, out.Token, "")
 		return out.Principal, c, out.Token
 	}
-	devP, dev, _ := actor("dev", rampart.RoleModelDeveloper)
-	_, _, userTok := actor("app", rampart.RoleServiceUser)
+	tn := tenant("bench")
+	devP, dev, _ := actor(tn, "dev", rampart.RoleModelDeveloper)
+	_, _, userTok := actor(tn, "app", rampart.RoleServiceUser)
 
 	f, err := os.Open(*dataPath)
 	must(err)
@@ -102,16 +111,16 @@ func main() {
 		params     map[string]string
 	}{{"logreg", ml.LogReg, nil}, {"gbdt", ml.GBDT, map[string]string{"n_estimators": "100"}}}
 	var features []string
+	var logregArt []byte
 	for _, m := range models {
 		model, err := ml.Train(ctx, fr, ml.TrainSpec{Algorithm: m.algo, Target: *target, Params: m.params, Seed: 1}, nil)
 		must(err)
 		art, err := model.Marshal()
 		must(err)
-		sum := sha256.Sum256(art)
-		now := time.Now().UTC()
-		_, err = reg.RegisterTrained(ctx, registry.TrainedInput{Owner: devP, ModelName: m.name, Artifact: art, JobID: "job_" + hex.EncodeToString(sum[:8]),
-			Datasets: []registry.DatasetInput{{ID: "ds_bench", Version: 1, Digest: hex.EncodeToString(sum[:])}}, StartedAt: now, FinishedAt: now})
-		must(err)
+		registerModel(ctx, reg, devP, m.name, art)
+		if m.name == "logreg" {
+			logregArt = art
+		}
 		features = features[:0]
 		for _, fi := range model.Schema() {
 			features = append(features, fi.Name)
@@ -126,6 +135,24 @@ func main() {
 			must(dev.Do(ctx, "POST", "/v1/endpoints", nil, httpapi.CreateEndpointRequest{Name: m.name + "-" + suffix, Model: m.name, Policy: &pol}, nil))
 		}
 	}
+	// Fair share (TEN-3): two more tenants, each with its own logreg
+	// endpoint (every guard on). A's endpoint is limited to fairRate
+	// requests/s per principal; B's is not limited.
+	fairURL, fairTok := map[string]string{}, map[string]string{}
+	for _, name := range []string{"fair-a", "fair-b"} {
+		t := tenant(name)
+		p, c, _ := actor(t, "dev", rampart.RoleModelDeveloper)
+		_, _, tok := actor(t, "app", rampart.RoleServiceUser)
+		registerModel(ctx, reg, p, "logreg", logregArt)
+		pol := rampart.GuardPolicy{RatePerSec: 1e6, Burst: 1_000_000, BudgetPerDay: 1 << 50, BudgetTotal: 1 << 50, MaxRows: 100_000,
+			OOD: rampart.OODFlag, Extraction: rampart.ExtractionAlert}
+		if name == "fair-a" {
+			pol.RatePerSec, pol.Burst = *fairRate, int(*fairRate)
+		}
+		must(c.Do(ctx, "POST", "/v1/endpoints", nil, httpapi.CreateEndpointRequest{Name: "scoring", Model: "logreg", Policy: &pol}, nil))
+		fairURL[name], fairTok[name] = base+"/v2/models/scoring/infer", tok
+	}
+
 	// Request bodies: one row (rows cycle through the table in the Lua
 	// script would change nothing for scoring cost) and a 10,000-row batch.
 	row := func(i int) []float64 {
@@ -160,7 +187,11 @@ func main() {
 			map[bool]string{true: fmt.Sprintf(" %.0f rows/s", r.RowsPerS), false: ""}[rows > 0])
 		return r
 	}
+	part := func(p string) bool { return *only == "" || *only == p }
 	for _, m := range models {
+		if !part("single") {
+			break
+		}
 		a := run(m.name+" (a) guards on", base+"/v2/models/"+m.name+"-on/infer", userTok, one, *conns, 0)
 		run(m.name+" (b) guards off", base+"/v2/models/"+m.name+"-off/infer", userTok, one, *conns, 0)
 		// p99 near half of (a)'s throughput: fewer connections.
@@ -181,11 +212,47 @@ func main() {
 			cmd.Wait()
 		}
 	}
-	run("logreg batch 10k rows (a)", base+"/v2/models/logreg-on/infer", userTok, batch, 4, 10_000)
-	run("logreg batch 10k rows (b)", base+"/v2/models/logreg-off/infer", userTok, batch, 4, 10_000)
+	if part("batch") {
+		run("logreg batch 10k rows (a)", base+"/v2/models/logreg-on/infer", userTok, batch, 4, 10_000)
+		run("logreg batch 10k rows (b)", base+"/v2/models/logreg-off/infer", userTok, batch, 4, 10_000)
+	}
+	if part("fair") {
+		// TEN-3: B at a steady moderate load alone, then the same while A
+		// offers 10x its rate limit on its own endpoint (A starts a second
+		// earlier and ends a second later than B's run).
+		paced := func(rate float64) (conns, delayMs int) {
+			conns = max(1, int(rate/100))
+			return conns, max(1, int(float64(conns)*1000/rate))
+		}
+		bc, bd := paced(float64(*fairB))
+		ac, ad := paced(10 * *fairRate)
+		note := func(r result) {
+			results = append(results, r)
+			fmt.Fprintf(os.Stderr, "%-28s c=%-3d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non-2xx %d\n", r.Name, r.Conns, r.RPS, r.P50ms, r.P99ms, r.Non2xx)
+		}
+		note(wrkPaced("fair B alone", fairURL["fair-b"], fairTok["fair-b"], one, bc, bd, *duration))
+		var wg sync.WaitGroup
+		var ra result
+		wg.Go(func() {
+			ra = wrkPaced("fair A at 10x its limit", fairURL["fair-a"], fairTok["fair-a"], one, ac, ad, *duration+2*time.Second)
+		})
+		time.Sleep(time.Second)
+		rb := wrkPaced("fair B with A flooding", fairURL["fair-b"], fairTok["fair-b"], one, bc, bd, *duration)
+		wg.Wait()
+		note(rb)
+		note(ra)
+	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	must(enc.Encode(results))
+}
+
+func registerModel(ctx context.Context, reg *registry.Service, owner rampart.Principal, name string, art []byte) {
+	sum := sha256.Sum256(append([]byte(owner.TenantID), art...))
+	now := time.Now().UTC()
+	_, err := reg.RegisterTrained(ctx, registry.TrainedInput{Owner: owner, ModelName: name, Artifact: art, JobID: "job_" + hex.EncodeToString(sum[:8]),
+		Datasets: []registry.DatasetInput{{ID: "ds_bench", Version: 1, Digest: hex.EncodeToString(sum[:])}}, StartedAt: now, FinishedAt: now})
+	must(err)
 }
 
 func must(err error) {
@@ -221,14 +288,27 @@ var (
 // wrk runs Debian's wrk (a separate process) against url with the body in
 // file, and parses its report.
 func wrk(name, url, token, file string, c int) result {
-	lua := filepath.Join(filepath.Dir(file), "post.lua")
+	return wrkPaced(name, url, token, file, c, 0, *duration)
+}
+
+var luaSeq atomic.Int64
+
+// wrkPaced is wrk with each connection waiting delayMs between requests
+// (wrk's delay() hook), which paces the offered load at about
+// c × 1000/(delayMs + latency) requests/s; d is the run's length.
+func wrkPaced(name, url, token, file string, c, delayMs int, d time.Duration) result {
+	lua := filepath.Join(filepath.Dir(file), fmt.Sprintf("post%d.lua", luaSeq.Add(1)))
 	auth := ""
 	if token != "" {
 		auth = fmt.Sprintf("wrk.headers[\"Authorization\"] = \"Bearer %s\"\n", token)
 	}
+	pace := ""
+	if delayMs > 0 {
+		pace = fmt.Sprintf("function delay()\n  return %d\nend\n", delayMs)
+	}
 	must(os.WriteFile(lua, []byte(fmt.Sprintf("local f = io.open(%q, \"rb\")\nwrk.method = \"POST\"\nwrk.body = f:read(\"*a\")\nf:close()\n"+
-		"wrk.headers[\"Content-Type\"] = \"application/json\"\n%s", file, auth)), 0o600))
-	out, err := exec.Command("wrk", "-t", strconv.Itoa(min(2, c)), "-c", strconv.Itoa(c), "-d", duration.String(), "--latency", "-s", lua, url).CombinedOutput()
+		"wrk.headers[\"Content-Type\"] = \"application/json\"\n%s%s", file, auth, pace)), 0o600))
+	out, err := exec.Command("wrk", "-t", strconv.Itoa(min(2, c)), "-c", strconv.Itoa(c), "-d", d.String(), "--latency", "-s", lua, url).CombinedOutput()
 	if err != nil {
 		log.Fatalf("wrk: %v: %s", err, out)
 	}
