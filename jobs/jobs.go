@@ -183,7 +183,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.queue.start(ctx); err != nil {
 		return err
 	}
-	s.d.Executor.SetSpares(s.cfg.Slots)
+	if s.d.Executor != nil {
+		s.d.Executor.SetSpares(s.cfg.Slots)
+	}
 	return nil
 }
 
@@ -191,7 +193,9 @@ func (s *Service) Start(ctx context.Context) error {
 // the next start (their River rows are left running and rescued).
 func (s *Service) Stop(ctx context.Context) error {
 	err := s.queue.stop(ctx)
-	s.d.Executor.SetSpares(0)
+	if s.d.Executor != nil {
+		s.d.Executor.SetSpares(0)
+	}
 	return err
 }
 

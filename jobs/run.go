@@ -24,15 +24,9 @@ const progressEvery = 500 * time.Millisecond
 // should be retried by the queue (TRAIN-5).
 func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) error {
 	// Store writes outlive a cancelled attempt (shutdown), so that state and
-	// events stay consistent.
+	// events stay consistent. A job already final (cancelled while queued)
+	// is left alone by the update below.
 	wctx := context.WithoutCancel(ctx)
-	j, err := s.d.Store.GetJob(wctx, id)
-	if err != nil {
-		return fmt.Errorf("job %s: %w", id, err)
-	}
-	if j.State.Final() {
-		return nil
-	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.mu.Lock()

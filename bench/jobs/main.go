@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -49,16 +50,31 @@ func main() {
 	runs := flag.Int("runs", 5, "runs per workload in the platform-vs-library comparison")
 	workloads := flag.String("workloads", "gbdt,mlp60,mlp300", "comma-separated workloads to compare (gbdt, mlp60, mlp300)")
 	execOnly := flag.Bool("executor", false, "compare the bare library with executor.Run alone (no server), wall and CPU time")
+	cpuprofile := flag.String("cpuprofile", "", "write the benchmark process's CPU profile (server side) to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *execOnly {
 		if err := runExecutor(*data, *target, *runs, strings.Split(*workloads, ",")); err != nil {
 			fmt.Fprintln(os.Stderr, "error:", err)
+			pprof.StopCPUProfile()
 			os.Exit(1)
 		}
 		return
 	}
 	if err := run(*data, *target, *samples, *small, *runs, strings.Split(*workloads, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -145,13 +161,14 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 	smallSpec := httpapi.CreateJobRequest{DatasetID: smallID, Target: "y", Algorithm: "logreg", Seed: 1}
 
 	// 1. submit → first progress event.
-	var lat []time.Duration
+	var lat, ack []time.Duration
 	for range samples {
 		t0 := time.Now()
 		var j rampart.Job
 		if err := md.c.Do(ctx, "POST", "/v1/jobs", nil, smallSpec, &j); err != nil {
 			return err
 		}
+		ack = append(ack, time.Since(t0))
 		first := time.Duration(0)
 		if _, err := md.follow(ctx, j.ID, func(ev rampart.JobEvent) {
 			if ev.Type == rampart.EventProgress && first == 0 {
@@ -162,42 +179,19 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 		}
 		lat = append(lat, first)
 	}
-	slices.Sort(lat)
-	fmt.Printf("submit → first progress event (%d jobs, sequential): median %s, p90 %s, min %s, max %s\n", len(lat),
-		lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*9/10].Round(time.Millisecond), lat[0].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+	if samples > 0 {
+		slices.Sort(lat)
+		fmt.Printf("submit → first progress event (%d jobs, sequential): median %s, p90 %s, min %s, max %s (POST answered: median %s)\n", len(lat),
+			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*9/10].Round(time.Millisecond), lat[0].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond),
+			median(ack).Round(time.Millisecond))
+	}
 
 	// 2. throughput: 100 small jobs, 2 slots.
-	t0 := time.Now()
-	ids := make([]string, small)
-	for i := range ids {
-		var j rampart.Job
-		if err := md.c.Do(ctx, "POST", "/v1/jobs", nil, smallSpec, &j); err != nil {
+	if small > 0 {
+		if err := md.throughput(ctx, smallSpec, small); err != nil {
 			return err
 		}
-		ids[i] = j.ID
 	}
-	submitted := time.Since(t0)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	states := map[rampart.JobState]int{}
-	for _, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			j, err := md.follow(ctx, id, nil)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				states["error"]++
-				return
-			}
-			states[j.State]++
-		}()
-	}
-	wg.Wait()
-	el := time.Since(t0)
-	fmt.Printf("throughput: %d small jobs (logreg, 200 rows) with 2 slots in %s (submitted in %s): %.1f jobs/s, %s per job; outcomes %v\n",
-		small, el.Round(time.Millisecond), submitted.Round(time.Millisecond), float64(small)/el.Seconds(), (el / time.Duration(small)).Round(time.Millisecond), states)
 
 	// 3. platform vs bare library, same data, spec and seed.
 	raw, err := os.ReadFile(dataPath)
@@ -216,6 +210,9 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 	fmt.Printf("GOMAXPROCS %d, NumCPU %d (the worker inherits the same CPUs, cgroup and an empty environment, so the same GOMAXPROCS)\n",
 		runtime.GOMAXPROCS(0), runtime.NumCPU())
 	for _, w := range workloads {
+		if w == "" {
+			continue
+		}
 		spec, ok := all[w]
 		if !ok {
 			return fmt.Errorf("unknown workload %q", w)
@@ -271,6 +268,42 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 			w, spec.Algorithm, filepath.Base(dataPath), runs, mb.Round(time.Millisecond), mp.Round(time.Millisecond),
 			100*(mp.Seconds()/mb.Seconds()-1), mc.Round(time.Millisecond), 100*(mc.Seconds()/mb.Seconds()-1), "sha256:"+bareDigest == platDigest)
 	}
+	return nil
+}
+
+// throughput submits n small jobs at once and waits for all of them.
+func (md *bench) throughput(ctx context.Context, smallSpec httpapi.CreateJobRequest, small int) error {
+	t0 := time.Now()
+	ids := make([]string, small)
+	for i := range ids {
+		var j rampart.Job
+		if err := md.c.Do(ctx, "POST", "/v1/jobs", nil, smallSpec, &j); err != nil {
+			return err
+		}
+		ids[i] = j.ID
+	}
+	submitted := time.Since(t0)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	states := map[rampart.JobState]int{}
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j, err := md.follow(ctx, id, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				states["error"]++
+				return
+			}
+			states[j.State]++
+		}()
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	fmt.Printf("throughput: %d small jobs (logreg, 200 rows) with 2 slots in %s (submitted in %s): %.1f jobs/s, %s per job; outcomes %v\n",
+		small, el.Round(time.Millisecond), submitted.Round(time.Millisecond), float64(small)/el.Seconds(), (el / time.Duration(small)).Round(time.Millisecond), states)
 	return nil
 }
 
@@ -353,6 +386,9 @@ func runExecutor(dataPath, target string, runs int, workloads []string) error {
 		"mlp300": {Algorithm: "mlp", Target: target, Seed: 3, Params: map[string]string{"epochs": "300", "hidden_layer_sizes": "64", "tol": "0", "n_iter_no_change": "1000"}},
 	}
 	for _, w := range workloads {
+		if w == "" {
+			continue
+		}
 		spec, ok := specs[w]
 		if !ok {
 			return fmt.Errorf("unknown workload %q", w)
