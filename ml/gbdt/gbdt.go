@@ -96,10 +96,23 @@ type binner struct {
 }
 
 func (b *binner) bin(x float64) uint8 {
-	if math.IsNaN(x) {
+	if x != x { // NaN
 		return uint8(len(b.upper) + 1)
 	}
-	return uint8(sort.SearchFloat64s(b.upper, x))
+	// sort.SearchFloat64s(b.upper, x) without the closure call per probe:
+	// the smallest i with upper[i] ≥ x.
+	u := b.upper
+	lo, n := 0, len(u)
+	for n > 0 {
+		half := n / 2
+		if u[lo+half] < x {
+			lo += half + 1
+			n -= half + 1
+		} else {
+			n = half
+		}
+	}
+	return uint8(lo)
 }
 
 func (b *binner) nbins() int { return len(b.upper) + 1 }
@@ -396,7 +409,11 @@ func gradients(obj Objective, outputs int, y, margin []float64, gh [][]float64) 
 			case BinaryLogistic:
 				p := sigmoid(margin[i])
 				gh[0][2*i] = p - y[i]
-				gh[0][2*i+1] = math.Max(p*(1-p), minHess)
+				h := p * (1 - p) // ≥ 0 or NaN: the same as math.Max(h, minHess)
+				if h < minHess {
+					h = minHess
+				}
+				gh[0][2*i+1] = h
 			case MultiSoftprob:
 				softmax(margin[i*outputs:(i+1)*outputs], prob)
 				c := int(y[i])
@@ -448,10 +465,21 @@ func ExampleLoss(obj Objective, y float64, margin []float64) float64 {
 	}
 }
 
+// meanLoss averages the example losses of rows. The losses are computed on
+// all cores; the sum runs in row order, so the value does not depend on
+// the number of cores.
 func meanLoss(obj Objective, outputs int, y, margin []float64, rows []int) float64 {
+	losses := make([]float64, len(rows))
+	blocks := parallel.Blocks(len(rows), 8192, 64)
+	parallel.Run(len(blocks), func(b int) {
+		for j := blocks[b][0]; j < blocks[b][1]; j++ {
+			i := rows[j]
+			losses[j] = ExampleLoss(obj, y[i], margin[i*outputs:(i+1)*outputs])
+		}
+	})
 	var s float64
-	for _, i := range rows {
-		s += ExampleLoss(obj, y[i], margin[i*outputs:(i+1)*outputs])
+	for _, l := range losses {
+		s += l
 	}
 	return s / float64(len(rows))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"sort"
 	"testing"
 
 	"github.com/rampart-mlaas/rampart/ml/internal/wire"
@@ -190,5 +191,31 @@ func TestDecodeRejectsCycles(t *testing.T) {
 	r = wire.NewReader(w.Bytes())
 	if Decode(r, 1); r.Err() == nil {
 		t.Error("out-of-range child accepted")
+	}
+}
+
+// TestBinMatchesSearch: the inlined bin search is sort.SearchFloat64s.
+func TestBinMatchesSearch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, nb := range []int{0, 1, 2, 3, 7, 100, 254} {
+		vals := make([]float64, 5000)
+		for i := range vals {
+			vals[i] = math.Round(rng.NormFloat64()*20) / 4
+		}
+		b := fitBinner(append([]float64{}, vals...), max(nb, 2))
+		if nb == 0 {
+			b = binner{}
+		}
+		probe := append(vals, b.upper...)
+		probe = append(probe, math.Inf(1), math.Inf(-1), math.NaN(), 0, math.Copysign(0, -1))
+		for _, x := range probe {
+			want := uint8(sort.SearchFloat64s(b.upper, x))
+			if math.IsNaN(x) {
+				want = uint8(len(b.upper) + 1)
+			}
+			if got := b.bin(x); got != want {
+				t.Fatalf("%d bins: bin(%v) = %d, want %d", nb, x, got, want)
+			}
+		}
 	}
 }
