@@ -225,14 +225,33 @@ func (s *AuditStore) Sync(ctx context.Context) error {
 	return nil
 }
 
-func (s *AuditStore) appendLeaves(ctx context.Context, c *sql.Conn, leaves []auditlog.Leaf) error {
-	tx, err := c.BeginTx(ctx, nil)
-	if err != nil {
+// appendLeaves writes one batch in one transaction on the writer connection.
+// The transaction is opened with plain BEGIN IMMEDIATE/COMMIT statements
+// rather than database/sql's Tx: Tx.StmtContext re-prepares a statement that
+// was prepared on a Conn, so every batch re-parsed its multi-row INSERT (a
+// fifth of the log's CPU time, measured); here the prepared statements run
+// as prepared, on the connection they belong to.
+func (s *AuditStore) appendLeaves(ctx context.Context, c *sql.Conn, leaves []auditlog.Leaf) (err error) {
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return mapErr(err, "audit leaves")
 	}
-	defer tx.Rollback()
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		// Roll back even when ctx is done; if that fails too, return a
+		// driver error so that write() drops the connection.
+		if _, rerr := c.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
+			err = fmt.Errorf("audit leaves: %w (rollback: %v)", errors.Join(err, rampart.ErrUnavailable), rerr)
+		}
+	}()
 	var next int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_leaves`).Scan(&next); err != nil {
+	nextStmt, err := s.stmt(ctx, c, stmtNext, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_leaves`)
+	if err != nil {
+		return err
+	}
+	if err := nextStmt.QueryRowContext(ctx).Scan(&next); err != nil {
 		return mapErr(err, "audit leaves")
 	}
 	if uint64(next) != leaves[0].Index {
@@ -256,19 +275,43 @@ func (s *AuditStore) appendLeaves(ctx context.Context, c *sql.Conn, leaves []aud
 		for _, l := range leaves[:n] {
 			args = append(args, int64(l.Index), l.Data, l.Hashes, l.Time.UnixNano(), l.Tenant, l.Principal, l.Action, l.Resource)
 		}
-		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return mapErr(err, "audit leaves")
 		}
 		leaves = leaves[n:]
 	}
-	if err := insertBatch(ctx, tx, all); err != nil {
+	if err := s.insertBatch(ctx, c, all); err != nil {
 		return err
 	}
-	return mapErr(tx.Commit(), "audit leaves")
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		return mapErr(err, "audit leaves")
+	}
+	committed = true
+	return nil
+}
+
+// Keys of the writer's other prepared statements in stmts (row counts are
+// positive).
+const (
+	stmtNext  = -1
+	stmtBatch = -2
+)
+
+// stmt returns the statement prepared on c under key; s.mu must be held.
+func (s *AuditStore) stmt(ctx context.Context, c *sql.Conn, key int, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[key]; ok {
+		return st, nil
+	}
+	st, err := c.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, mapErr(err, "audit store")
+	}
+	s.stmts[key] = st
+	return st, nil
 }
 
 // insertBatch records the batch's index range and tenants (audit_batches).
-func insertBatch(ctx context.Context, tx *sql.Tx, leaves []auditlog.Leaf) error {
+func (s *AuditStore) insertBatch(ctx context.Context, c *sql.Conn, leaves []auditlog.Leaf) error {
 	seen := map[string]bool{}
 	var tenants []string
 	for _, l := range leaves {
@@ -281,8 +324,11 @@ func insertBatch(ctx context.Context, tx *sql.Tx, leaves []auditlog.Leaf) error 
 	if err != nil {
 		return fmt.Errorf("audit batches: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit_batches(first_idx, last_idx, tenants) VALUES (?,?,?)`,
-		int64(leaves[0].Index), int64(leaves[len(leaves)-1].Index), string(js))
+	st, err := s.stmt(ctx, c, stmtBatch, `INSERT INTO audit_batches(first_idx, last_idx, tenants) VALUES (?,?,?)`)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, int64(leaves[0].Index), int64(leaves[len(leaves)-1].Index), string(js))
 	return mapErr(err, "audit batches")
 }
 
