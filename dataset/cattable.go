@@ -32,12 +32,18 @@ func keyWords(b []byte) (w0, w1 uint64) {
 // hashBytes is a seeded hash: a multiply-fold of the packed words for
 // short keys (most categories), maphash for longer ones.
 func hashBytes(b []byte) uint64 {
+	h, _, _ := hashKey(b)
+	return h
+}
+
+// hashKey returns the hash and, for keys of up to 16 bytes, the words.
+func hashKey(b []byte) (h, w0, w1 uint64) {
 	if len(b) > 16 {
-		return maphash.Bytes(catSeed, b)
+		return maphash.Bytes(catSeed, b), 0, 0
 	}
-	w0, w1 := keyWords(b)
+	w0, w1 = keyWords(b)
 	hi, lo := bits.Mul64(w0^catK0, w1^catK1^uint64(len(b)))
-	return hi ^ lo
+	return hi ^ lo, w0, w1
 }
 
 // catTable counts byte-string keys: open addressing over a slot array of
@@ -74,17 +80,26 @@ func (t *catTable) key(e *catEntry) []byte { return t.keys[e.off : e.off+e.klen]
 func (t *catTable) find(h uint64, key []byte) *catEntry {
 	if len(key) <= 16 {
 		w0, w1 := keyWords(key)
-		for i := h & t.mask; ; i = (i + 1) & t.mask {
-			s := t.slots[i]
-			if s == 0 {
-				return nil
-			}
-			e := &t.ents[s-1]
-			if e.h == h && e.w0 == w0 && e.w1 == w1 && int(e.klen) == len(key) {
-				return e
-			}
+		return t.findShort(h, w0, w1, len(key))
+	}
+	return t.findLong(h, key)
+}
+
+// findShort finds a key of up to 16 bytes by its words and length.
+func (t *catTable) findShort(h, w0, w1 uint64, n int) *catEntry {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 {
+			return nil
+		}
+		e := &t.ents[s-1]
+		if e.h == h && e.w0 == w0 && e.w1 == w1 && int(e.klen) == n {
+			return e
 		}
 	}
+}
+
+func (t *catTable) findLong(h uint64, key []byte) *catEntry {
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
 		if s == 0 {

@@ -1,8 +1,10 @@
 package dataset
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -93,6 +95,25 @@ func TestKthKey(t *testing.T) {
 		k := rng.IntN(n)
 		if got := kthKey(keys, k); got != sorted[k] {
 			t.Fatalf("kthKey(%v, %d) = %d, want %d", sorted, k, got, sorted[k])
+		}
+	}
+}
+
+// TestParseNumberExact: the fast path gives strconv's correctly rounded
+// value, and accepts and rejects what it did before.
+func TestParseNumberExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 200_000 {
+		n := 1 + rng.IntN(18)
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = "0123456789012345678.-+e"[rng.IntN(23)]
+		}
+		v, ok := parseNumber(b)
+		w, err := strconv.ParseFloat(string(b), 64)
+		wok := err == nil && !math.IsInf(w, 0) && (b[0] >= '0' && b[0] <= '9' || b[0] == '.' || (b[0] == '-' || b[0] == '+') && len(b) > 1 && (b[1] >= '0' && b[1] <= '9' || b[1] == '.'))
+		if ok != wok || ok && v != w {
+			t.Fatalf("parseNumber(%q) = %v %v, strconv %v %v", b, v, ok, w, err)
 		}
 	}
 }

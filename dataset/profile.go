@@ -150,8 +150,14 @@ func (c *colStats) addCategory(f []byte, numeric bool) uint8 {
 	if len(key) > maxCatKey {
 		key = key[:maxCatKey]
 	}
-	h := hashBytes(key)
-	if e := c.sketch.find(h, key); e != nil {
+	h, w0, w1 := hashKey(key)
+	var e *catEntry
+	if len(key) <= 16 {
+		e = c.sketch.findShort(h, w0, w1, len(key))
+	} else {
+		e = c.sketch.findLong(h, key)
+	}
+	if e != nil {
 		e.n++
 		if len(f) > maxCatKey {
 			return DetectPII(f, numeric)

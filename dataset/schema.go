@@ -196,23 +196,28 @@ func parseNumber(f []byte) (float64, bool) {
 		// Fast path: up to 15 digits with at most one '.', exact in
 		// float64 (a mantissa < 2^53 divided by an exact power of ten is
 		// correctly rounded, as in strconv's own exact path).
-		var n int64
-		j, digits, frac, dot := i, 0, 0, false
+		var n uint64
+		j := i
 		for ; j < len(f); j++ {
-			b := f[j]
-			if b == '.' && !dot {
-				dot = true
-				continue
-			}
-			d := b - '0'
+			d := f[j] - '0'
 			if d > 9 {
 				break
 			}
-			n = n*10 + int64(d)
-			digits++
-			if dot {
-				frac++
+			n = n*10 + uint64(d)
+		}
+		digits, frac := j-i, 0
+		if j < len(f) && f[j] == '.' {
+			j++
+			k := j
+			for ; j < len(f); j++ {
+				d := f[j] - '0'
+				if d > 9 {
+					break
+				}
+				n = n*10 + uint64(d)
 			}
+			frac = j - k
+			digits += frac
 		}
 		if j == len(f) && digits > 0 && digits <= 15 {
 			v := float64(n)
