@@ -67,6 +67,10 @@ type CSVReader struct {
 	start   int // line where the current record starts
 	// Offset counts the input bytes consumed.
 	Offset int64
+	// utf8OK: the whole buffer is the whole input and valid UTF-8, so
+	// every field is (separators are ASCII, never inside a multi-byte
+	// sequence).
+	utf8OK bool
 }
 
 // NewCSVReader returns a reader with the default limits.
@@ -78,7 +82,7 @@ func NewCSVReader(r io.Reader) *CSVReader {
 // newCSVBytes reads records from b, which is all the input there is.
 func newCSVBytes(b []byte) *CSVReader {
 	return &CSVReader{buf: b, end: len(b), eof: true, MaxField: DefaultMaxFieldBytes,
-		MaxColumns: DefaultMaxColumns, line: 1, Offset: int64(len(b))}
+		MaxColumns: DefaultMaxColumns, line: 1, Offset: int64(len(b)), utf8OK: utf8.Valid(b)}
 }
 
 // Row is the index of the last record returned (0 = header).
@@ -150,7 +154,11 @@ func (c *CSVReader) Read() ([][]byte, error) {
 		break
 	}
 	c.start = c.line
-	if rec := c.fastRecord(); rec != nil {
+	if c.utf8OK {
+		if rec := c.fastRecordUTF8(); rec != nil {
+			return rec, nil
+		}
+	} else if rec := c.fastRecord(); rec != nil {
 		return rec, nil
 	}
 	c.rawLine = nil
@@ -269,6 +277,75 @@ func (c *CSVReader) fastRecord() [][]byte {
 		case 2:
 			fields = append(fields, chunk[st:j:j])
 			return c.fastEnd(fields, chunk[:j], j+1, ascii, quoted)
+		}
+		break
+	}
+	c.fields = fields
+	return nil
+}
+
+// fastRecordUTF8 is fastRecord for a buffer known to be valid UTF-8: one
+// comparison per byte finds every byte it must look at (',', '\n', '\r',
+// '"' and NUL are all at most ',').
+func (c *CSVReader) fastRecordUTF8() [][]byte {
+	chunk := c.buf[c.pos:c.end]
+	fields := c.fields[:0]
+	st, quoted := 0, false
+	for j := 0; j < len(chunk); j++ {
+		b := chunk[j]
+		if b > ',' {
+			continue
+		}
+		switch b {
+		case ',':
+			fields = append(fields, chunk[st:j:j])
+			st = j + 1
+			continue
+		case '\n':
+			fields = append(fields, chunk[st:j:j])
+			return c.fastEnd(fields, chunk[:j], j+1, true, quoted)
+		case '\r':
+			if j+1 < len(chunk) && chunk[j+1] == '\n' {
+				fields = append(fields, chunk[st:j:j])
+				return c.fastEnd(fields, chunk[:j], j+2, true, quoted)
+			}
+		case '"':
+			if j != st {
+				break // a bare quote
+			}
+			q := bytes.IndexByte(chunk[j+1:], '"')
+			if q < 0 {
+				break
+			}
+			e := j + 1 + q
+			for _, x := range chunk[j+1 : e] {
+				if x <= '\r' && (x == '\n' || x == '\r' || x == 0) {
+					c.fields = fields
+					return nil
+				}
+			}
+			if e+1 >= len(chunk) {
+				break
+			}
+			quoted = true
+			switch chunk[e+1] {
+			case ',':
+				fields = append(fields, chunk[j+1:e:e])
+				st = e + 2
+				j = e + 1
+				continue
+			case '\n':
+				fields = append(fields, chunk[j+1:e:e])
+				return c.fastEnd(fields, chunk[:e+1], e+2, true, quoted)
+			case '\r':
+				if e+2 < len(chunk) && chunk[e+2] == '\n' {
+					fields = append(fields, chunk[j+1:e:e])
+					return c.fastEnd(fields, chunk[:e+1], e+3, true, quoted)
+				}
+			}
+		case 0:
+		default:
+			continue // space, '!', '#'…'+'
 		}
 		break
 	}
