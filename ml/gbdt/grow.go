@@ -19,10 +19,16 @@ type grower struct {
 }
 
 func (g *grower) getHist() []float64 {
+	h := g.getDirtyHist()
+	clear(h)
+	return h
+}
+
+// getDirtyHist returns a histogram buffer the caller must clear.
+func (g *grower) getDirtyHist() []float64 {
 	if k := len(g.pool); k > 0 {
 		h := g.pool[k-1]
 		g.pool = g.pool[:k-1]
-		clear(h)
 		return h
 	}
 	return make([]float64, 2*g.ds.total)
@@ -126,15 +132,16 @@ func (g *grower) grow(rows, feats []int, gh []float64) ([]Node, error) {
 		} else {
 			g.buildHists(small, feats, gh)
 		}
-		for j, big := range larger {
-			// The parent's buffer becomes the larger child's: in place.
+		// The parent's buffer becomes the larger child's: in place, one
+		// node per task.
+		parallel.Run(len(larger), func(j int) {
 			ph, sh := parents[j].hist, small[j].hist
 			for t := range ph {
 				ph[t] -= sh[t]
 			}
-			big.hist = ph
+			larger[j].hist = ph
 			parents[j].hist = nil
-		}
+		})
 		// Nodes of this level that did not split become leaves.
 		split := map[int32]bool{}
 		for _, i := range order {
@@ -198,7 +205,7 @@ func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
 	var tasks []task
 	for ni, nd := range nodes {
 		for _, b := range parallel.Blocks(nd.end-nd.start, 8192, 32) {
-			tasks = append(tasks, task{node: ni, lo: nd.start + b[0], hi: nd.start + b[1], part: g.getHist()})
+			tasks = append(tasks, task{node: ni, lo: nd.start + b[0], hi: nd.start + b[1], part: g.getDirtyHist()})
 		}
 	}
 	d := g.ds.d
@@ -206,6 +213,7 @@ func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
 	parallel.Run(len(tasks), func(t int) {
 		tk := &tasks[t]
 		h := tk.part
+		clear(h) // here rather than when handed out: on all cores
 		offs := g.ds.offs
 		for _, r := range g.idx[tk.lo:tk.hi] {
 			gg, hh := gh[2*r], gh[2*r+1]
@@ -230,16 +238,41 @@ func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
 			nd.hist = g.getHist()
 		}
 	}
+	// Each node's histogram is its first task's, plus the others' in task
+	// order. The adds are cut into slot ranges run on all cores; every
+	// slot still sums its tasks in the same order.
+	type sum struct {
+		dst   []float64
+		parts [][]float64
+	}
+	var sums []sum
 	for _, tk := range tasks {
 		nd := nodes[tk.node]
 		if nd.hist == nil {
 			nd.hist = tk.part
+			sums = append(sums, sum{dst: tk.part})
 			continue
 		}
-		for i, v := range tk.part {
-			nd.hist[i] += v
+		sums[len(sums)-1].parts = append(sums[len(sums)-1].parts, tk.part)
+	}
+	const span = 2048
+	slots := 2 * g.ds.total
+	chunks := (slots + span - 1) / span
+	parallel.Run(len(sums)*chunks, func(t int) {
+		sm := sums[t/chunks]
+		lo := (t % chunks) * span
+		hi := min(lo+span, slots)
+		dst := sm.dst[lo:hi]
+		for _, part := range sm.parts {
+			for i, v := range part[lo:hi] {
+				dst[i] += v
+			}
 		}
-		g.putHist(tk.part)
+	})
+	for _, sm := range sums {
+		for _, part := range sm.parts {
+			g.putHist(part)
+		}
 	}
 }
 
