@@ -219,3 +219,24 @@ func TestBinMatchesSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestSigmoidExact: the branch-free sigmoid is the two-branch formula.
+func TestSigmoidExact(t *testing.T) {
+	ref := func(z float64) float64 {
+		if z >= 0 {
+			return 1 / (1 + math.Exp(-z))
+		}
+		e := math.Exp(z)
+		return e / (1 + e)
+	}
+	zs := []float64{0, math.Copysign(0, -1), 1e-300, -1e-300, 36, -36, 710, -710, 800, -800, math.Inf(1), math.Inf(-1)}
+	rng := rand.New(rand.NewPCG(4, 4))
+	for range 100000 {
+		zs = append(zs, rng.NormFloat64()*8)
+	}
+	for _, z := range zs {
+		if got, want := sigmoid(z), ref(z); math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("sigmoid(%v) = %v, want %v", z, got, want)
+		}
+	}
+}

@@ -70,11 +70,13 @@ func (m *Model) Proba(x, out []float64) {
 
 // Sigmoid is the logistic function, computed without overflow.
 func Sigmoid(z float64) float64 {
-	if z >= 0 {
-		return 1 / (1 + math.Exp(-z))
-	}
-	e := math.Exp(z)
-	return e / (1 + e)
+	// 1/(1+exp(-z)) for z ≥ 0, exp(z)/(1+exp(z)) below: both are
+	// num/(1+e) with e = exp(-|z|), the numerator picked with a mask from
+	// the sign bit rather than a branch on the sign of z.
+	e := math.Exp(-math.Abs(z))
+	neg := -(math.Float64bits(z) >> 63) // all ones when the sign bit is set (also -0, where e = 1)
+	num := math.Float64bits(1)&^neg | math.Float64bits(e)&neg
+	return math.Float64frombits(num) / (1 + e)
 }
 
 // Softmax replaces z by softmax(z) in place.
@@ -231,27 +233,19 @@ func (m *Model) accumulate(x []float64, y []int, lo, hi int, g []float64) float6
 // exponential exp(-|z|) that softplus and Sigmoid would each compute, so
 // the values are bit for bit those of the two functions.
 func lossSigmoid(z float64, pos bool) (loss, resid float64) {
-	var e float64
-	if z > 0 {
-		e = math.Exp(-z)
-	} else {
-		e = math.Exp(z)
-	}
-	var p float64 // Sigmoid(z)
-	if z >= 0 {
-		p = 1 / (1 + e)
-	} else {
-		p = e / (1 + e)
-	}
-	u := z // softplus(u) = max(u, 0) + log1p(exp(-|u|))
+	e := math.Exp(-math.Abs(z))
+	neg := -(math.Float64bits(z) >> 63) // all ones when the sign bit is set (also -0, where e = 1)
+	num := math.Float64bits(1)&^neg | math.Float64bits(e)&neg
+	p := math.Float64frombits(num) / (1 + e) // Sigmoid(z)
+	// softplus(u) = max(u, 0) + log1p(exp(-|u|)) with u = -z for the
+	// positive class, z otherwise; the label enters arithmetically (×±1
+	// and −1/−0 are exact), since it is as unpredictable as the sign of z.
+	var y float64
 	if pos {
-		u = -z
-		p--
+		y = 1
 	}
-	if u > 0 {
-		return u + math.Log1p(e), p
-	}
-	return math.Log1p(e), p
+	u := z * (1 - 2*y)
+	return max(u, 0) + math.Log1p(e), p - y
 }
 
 // gemmBlocks is the number of 64-wide blocks gonum's Dgemm cuts n into.
