@@ -99,9 +99,11 @@ type Config struct {
 	Slots int
 	// MaxAttempts bounds retries after worker crashes (TRAIN-5); default 3.
 	MaxAttempts int
-	// PollInterval is how often idle workers look for jobs queued by other
-	// processes and here (River cannot be woken from inside the
-	// transaction that queues a job). Default 50 ms: one indexed SELECT.
+	// PollInterval is how often idle workers look for jobs no notification
+	// announced: jobs queued here wake the workers at once (queue.wake);
+	// the poll covers other processes and the rare insert whose
+	// notification River's per-queue limiter (1 ms) suppressed. Default
+	// 250 ms: each poll is one SQLite query (~1 ms of CPU).
 	PollInterval time.Duration
 	// RetryDelay is the pause before a crashed job is retried; default 1 s.
 	RetryDelay time.Duration
@@ -145,7 +147,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		cfg.MaxAttempts = 3
 	}
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 50 * time.Millisecond
+		cfg.PollInterval = 250 * time.Millisecond
 	}
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = time.Second

@@ -69,9 +69,11 @@ func newQueue(s *Service) (*queue, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &trainWorker{s: s})
 	c, err := river.NewClient[*sql.Tx](wakeDriver{Driver: drv, w: w}, &river.Config{
-		Queues:            map[string]river.QueueConfig{queueName: {MaxWorkers: s.cfg.Slots}},
-		Workers:           workers,
-		FetchCooldown:     10 * time.Millisecond,
+		Queues:  map[string]river.QueueConfig{queueName: {MaxWorkers: s.cfg.Slots}},
+		Workers: workers,
+		// The cooldown also limits insert notifications to one per queue
+		// per period: at 1 ms, every submission wakes an idle slot.
+		FetchCooldown:     time.Millisecond,
 		FetchPollInterval: s.cfg.PollInterval,
 		RetryPolicy:       fixedRetry{s.cfg.RetryDelay},
 		// A job River sees running longer than this is rescued (another
