@@ -347,20 +347,32 @@ func (g *grower) partitionAll(frontier []*frontierNode, splits []split, order []
 		tk := &tasks[t]
 		s := splits[order[tk.node]]
 		col, miss, b := g.ds.cols[s.feature], g.ds.miss[s.feature], uint8(s.bin)
-		nl, nr := 0, 0
+		var dl int
+		if s.defaultLeft {
+			dl = 1
+		}
+		// Branch-free: the side of a row is as unpredictable as a coin, so
+		// every row is stored at both the next left slot (ascending from lo)
+		// and the next right slot (descending from hi), and only the counter
+		// of its side advances. A store to the other side's slot is
+		// overwritten by a later row of that side, or, for the last row of a
+		// side, is the same row stored twice to the same slot.
+		out := g.tmp[tk.lo:tk.hi]
+		nl, top := 0, len(out)-1
 		for _, r := range g.idx[tk.lo:tk.hi] {
 			v := col[r]
-			left := v <= b
+			var l, m int
+			if v <= b {
+				l = 1
+			}
 			if v == miss {
-				left = s.defaultLeft
+				m = 1
 			}
-			if left {
-				g.tmp[tk.lo+nl] = r
-				nl++
-			} else {
-				nr++
-				g.tmp[tk.hi-nr] = r
-			}
+			l = l&^m | dl&m
+			out[nl] = r
+			out[top] = r
+			nl += l
+			top -= 1 - l
 		}
 		tk.nl = nl
 	})
