@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 )
@@ -59,7 +61,11 @@ func benchCSV() []byte {
 	var buf bytes.Buffer
 	r := rand.New(rand.NewPCG(1, 2))
 	buf.WriteString("id,amount,rate,income,age,grade,home,note,label\n")
-	for i := 0; buf.Len() < 32<<20; i++ {
+	size := 32 << 20
+	if mb, err := strconv.Atoi(os.Getenv("RAMPART_BENCH_MB")); err == nil && mb > 0 {
+		size = mb << 20 // smaller for instruction counting under valgrind
+	}
+	for i := 0; buf.Len() < size; i++ {
 		fmt.Fprintf(&buf, "%d,%.2f,%.3f,%d,%d,%c,%s,%s,%s\n", i, float64(r.IntN(4000000))/100, 5+r.Float64()*20,
 			20000+r.IntN(200000), 18+r.IntN(60), 'A'+r.IntN(7), []string{"rent", "own", "mortgage"}[r.IntN(3)],
 			[]string{"", "first loan", "=SUM(A1)", "renewal"}[r.IntN(4)], []string{"good", "bad"}[r.IntN(2)])

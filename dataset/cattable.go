@@ -54,6 +54,9 @@ type catTable struct {
 	ents  []catEntry
 	keys  []byte
 	mask  uint64
+	// lastMin is at most every count (counts only grow; insert lowers
+	// it, removeMin raises it to the count it removed).
+	lastMin int64
 }
 
 type catEntry struct {
@@ -123,6 +126,7 @@ func (t *catTable) insert(h uint64, key []byte, n int64, pii uint8) {
 	if len(key) > 16 {
 		w0, w1 = 0, 0
 	}
+	t.lastMin = min(t.lastMin, n)
 	t.ents = append(t.ents, catEntry{h: h, w0: w0, w1: w1, n: n, off: uint32(len(t.keys)), klen: uint32(len(key)), pii: pii})
 	t.keys = append(t.keys, key...)
 	t.place(h, int32(len(t.ents)))
@@ -146,12 +150,18 @@ func (t *catTable) reslot() {
 // removeMin deletes the entry with the smallest count (the first such) and
 // returns its count.
 func (t *catTable) removeMin() int64 {
+	// No count is below lastMin: the first entry at lastMin is the
+	// first minimal one and ends the scan.
 	m := 0
 	for i := range t.ents {
 		if t.ents[i].n < t.ents[m].n {
 			m = i
 		}
+		if t.ents[m].n <= t.lastMin {
+			break
+		}
 	}
+	t.lastMin = t.ents[m].n
 	n := t.ents[m].n
 	t.unslot(m)
 	last := len(t.ents) - 1

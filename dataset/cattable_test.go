@@ -36,10 +36,18 @@ func TestCatTable(t *testing.T) {
 			e.n++
 			ref[k]++
 		case tab.len() < 300:
-			tab.insert(h, []byte(k), 1, 0)
-			ref[k] = 1
+			n := int64(1 + rng.IntN(3)) // as a merge inserts
+			tab.insert(h, []byte(k), n, 0)
+			ref[k] = n
 		default:
+			want := int64(math.MaxInt64)
+			for _, rn := range ref {
+				want = min(want, rn)
+			}
 			mn := tab.removeMin()
+			if mn != want {
+				t.Fatalf("op %d: removeMin removed count %d, the minimum is %d", i, mn, want)
+			}
 			var gone string
 			found := false
 			for rk, rn := range ref {

@@ -2,9 +2,11 @@ package dataset
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -284,6 +286,25 @@ func (c *CSVReader) fastRecord() [][]byte {
 	return nil
 }
 
+// skipOrdinary returns the index of the first byte at or after j that is
+// at most ',' (or len(b)), eight bytes at a time: (x - 0x2D…) &^ x & 0x80…
+// flags bytes below 0x2D; only bytes above a flagged one can be flagged
+// falsely, so the lowest flag is exact. Bytes >= 0x80 are never flagged.
+func skipOrdinary(b []byte, j int) int {
+	for ; j+8 <= len(b); j += 8 {
+		x := binary.LittleEndian.Uint64(b[j:])
+		if m := (x - 0x2D2D2D2D2D2D2D2D) &^ x & 0x8080808080808080; m != 0 {
+			return j + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; j < len(b); j++ {
+		if b[j] <= ',' {
+			return j
+		}
+	}
+	return j
+}
+
 // fastRecordUTF8 is fastRecord for a buffer known to be valid UTF-8: one
 // comparison per byte finds every byte it must look at (',', '\n', '\r',
 // '"' and NUL are all at most ',').
@@ -292,11 +313,10 @@ func (c *CSVReader) fastRecordUTF8() [][]byte {
 	fields := c.fields[:0]
 	st, quoted := 0, false
 	for j := 0; j < len(chunk); j++ {
-		b := chunk[j]
-		if b > ',' {
-			continue
+		if j = skipOrdinary(chunk, j); j >= len(chunk) {
+			break
 		}
-		switch b {
+		switch chunk[j] {
 		case ',':
 			fields = append(fields, chunk[st:j:j])
 			st = j + 1
