@@ -154,19 +154,43 @@ func (d *Drift) Observe(r *Rows, classes []int) (DriftReport, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	closed := false
-	for i := range r.N {
+	// Row by row in effect, column by column in the loops: each segment
+	// of rows up to the end of the current window is counted feature by
+	// feature, then the window closes if full.
+	for lo := 0; lo < r.N; {
+		hi := min(r.N, lo+d.window-d.seen)
 		for j := range d.schema.Features {
 			if len(d.expect[j]) == 0 {
 				continue
 			}
-			if b := d.bin(j, r, i); b >= 0 {
-				d.counts[j][b]++
+			cnt := d.counts[j]
+			if d.schema.Features[j].Categorical {
+				for i := lo; i < hi; i++ {
+					cnt[d.bin(j, r, i)]++
+				}
+				continue
+			}
+			e, col := d.edges[j], r.Num[j][lo:hi]
+			for _, x := range col {
+				if x != x { // missing
+					continue
+				}
+				b := 0
+				for b < len(e) && e[b] <= x {
+					b++
+				}
+				cnt[b]++
 			}
 		}
-		if classes != nil && classes[i] < len(d.pred) {
-			d.pred[classes[i]]++
+		if classes != nil {
+			for _, c := range classes[lo:hi] {
+				if c < len(d.pred) {
+					d.pred[c]++
+				}
+			}
 		}
-		d.seen++
+		d.seen += hi - lo
+		lo = hi
 		if d.seen >= d.window {
 			d.close()
 			closed = true

@@ -318,3 +318,61 @@ func TestDrift(t *testing.T) {
 	}
 	t.Logf("INF-7: clean max PSI %.3f; %s ×1.5: PSI %.3f", d.Report().InputPSI, rep.Feature, rep.InputPSI)
 }
+
+// TestDriftBatchEqualsRows: observing a batch gives the same windows as
+// observing its rows one at a time (the batch is counted column by column
+// within each window), missing values and predictions included.
+func TestDriftBatchEqualsRows(t *testing.T) {
+	for _, ds := range datasets {
+		s := load(t, ds.name, ds.path, ds.target)
+		idx := make([]int, s.test.NumRows())
+		for i := range idx {
+			idx[i] = i
+		}
+		r := rows(s, s.test, idx)
+		for _, j := range numericIdx(s) {
+			for i := 0; i < r.N; i += 7 {
+				r.Num[j][i] = math.NaN()
+			}
+		}
+		cls := make([]int, r.N)
+		for i := range cls {
+			cls[i] = i % 3
+		}
+		batch, single := guard.NewDrift(s.schema, 2, 37), guard.NewDrift(s.schema, 2, 37)
+		var last guard.DriftReport
+		for lo := 0; lo < r.N; lo += 250 { // batches straddle windows
+			hi := min(r.N, lo+250)
+			sub := &guard.Rows{N: hi - lo, Num: make([][]float64, len(r.Num)), Cat: make([][]string, len(r.Cat))}
+			for j := range r.Num {
+				if r.Num[j] != nil {
+					sub.Num[j] = r.Num[j][lo:hi]
+				}
+				if r.Cat[j] != nil {
+					sub.Cat[j] = r.Cat[j][lo:hi]
+				}
+			}
+			batch.Observe(sub, cls[lo:hi])
+			for i := range sub.N {
+				one := &guard.Rows{N: 1, Num: make([][]float64, len(r.Num)), Cat: make([][]string, len(r.Cat))}
+				for j := range r.Num {
+					if sub.Num[j] != nil {
+						one.Num[j] = sub.Num[j][i : i+1]
+					}
+					if sub.Cat[j] != nil {
+						one.Cat[j] = sub.Cat[j][i : i+1]
+					}
+				}
+				if rep, closed := single.Observe(one, cls[lo+i:lo+i+1]); closed {
+					last = rep
+				}
+			}
+			if b, s := batch.Report(), single.Report(); b != s {
+				t.Fatalf("%s rows %d-%d: batch %+v, row by row %+v", ds.name, lo, hi, b, s)
+			}
+		}
+		if last.Windows == 0 {
+			t.Fatalf("%s: no window closed", ds.name)
+		}
+	}
+}

@@ -102,8 +102,15 @@ func decodeOIP(body []byte, s *guard.Schema) (*guard.Rows, string, []string, err
 	// The common shape in one pass (codec_fast.go); anything else, and
 	// every refusal, through encoding/json as the reference.
 	var fast OIPRequest
-	if fastOIPRequest(body, &fast) {
-		if r, err := oipRows(&fast, s); err == nil {
+	bp := rowBuf.Get().(*[]float64)
+	pre := preParsed{vals: (*bp)[:0], input: -1}
+	ok := fastOIPRequest(body, &fast, &pre)
+	if cap(pre.vals) <= 1<<20 {
+		*bp = pre.vals[:0]
+	}
+	defer rowBuf.Put(bp)
+	if ok {
+		if r, err := oipRowsPre(&fast, s, &pre); err == nil {
 			return r, fast.ID, outputNames(fast.Outputs), nil
 		}
 	}
@@ -129,7 +136,11 @@ func decodeOIPJSON(body []byte, s *guard.Schema) (*guard.Rows, string, []string,
 	return r, req.ID, outputNames(req.Outputs), err
 }
 
-func oipRows(req *OIPRequest, s *guard.Schema) (*guard.Rows, error) {
+func oipRows(req *OIPRequest, s *guard.Schema) (*guard.Rows, error) { return oipRowsPre(req, s, nil) }
+
+// oipRowsPre is oipRows with the single tensor's values already read by
+// the fast reader (pre; nil: read them from the data bytes).
+func oipRowsPre(req *OIPRequest, s *guard.Schema, pre *preParsed) (*guard.Rows, error) {
 	if len(req.ID) > 256 {
 		return nil, guard.Invalid("id", "id is longer than 256 bytes")
 	}
@@ -166,14 +177,19 @@ func oipRows(req *OIPRequest, s *guard.Schema) (*guard.Rows, error) {
 		if err != nil {
 			return nil, err
 		}
-		bp := rowBuf.Get().(*[]float64)
-		defer rowBuf.Put(bp)
-		vals, err := parseNumbers(in.Data, (*bp)[:0], in.Datatype, n*F)
-		if cap(vals) <= 1<<20 {
-			*bp = vals[:0]
-		}
-		if err != nil {
-			return nil, err
+		var vals []float64
+		if pre != nil && pre.input == 0 && pre.fits(in.Datatype, n*F) {
+			vals = pre.vals // exactly what parseNumbers reads (see preParsed)
+		} else {
+			bp := rowBuf.Get().(*[]float64)
+			defer rowBuf.Put(bp)
+			vals, err = parseNumbers(in.Data, (*bp)[:0], in.Datatype, n*F)
+			if cap(vals) <= 1<<20 {
+				*bp = vals[:0]
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
 		// Row-major values into columns (one allocation for all of them).
 		// (All features are numeric here: no categorical columns.)

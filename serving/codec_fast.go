@@ -317,9 +317,92 @@ func (p *fastReader) int64Value() (int64, bool) {
 	return v, true
 }
 
+// preParsed holds the values of the first input's data as the fast reader
+// read them on its way (when they are numbers, nulls and booleans nested
+// as parseNumbers allows): the same readNumber, the same depth rule, null
+// as NaN, true/false as 1/0. What parseNumbers also checks depends on the
+// datatype and shape, which may come after the data: fits checks them
+// afterwards, and any doubt sends the data through parseNumbers.
+type preParsed struct {
+	input   int // index of the input read (-1: none)
+	vals    []float64
+	hasBool bool // a true or false literal was read
+}
+
+// fits reports whether the values are what parseNumbers would return for
+// datatype dtype and want values (otherwise parseNumbers decides).
+func (pp *preParsed) fits(dtype string, want int) bool {
+	if len(pp.vals) != want || pp.hasBool && dtype != "BOOL" {
+		return false
+	}
+	lo, hi, integral := bounds(dtype)
+	if math.IsInf(lo, -1) && math.IsInf(hi, 1) && !integral {
+		return true // FP64 (and unknown types, refused before this)
+	}
+	for _, v := range pp.vals {
+		if v != v { // null
+			continue
+		}
+		if v < lo || v > hi || integral && v != math.Trunc(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// numbers reads a data array of numbers, nulls and booleans into pp.vals
+// (depth and syntax as parseNumbers); false: something else is there.
+func (p *fastReader) numbers(pp *preParsed, depth int) bool {
+	if depth > maxDepth || !p.eat('[') {
+		return false
+	}
+	if p.eat(']') {
+		return true
+	}
+	for {
+		c := p.peek()
+		switch {
+		case c == '[':
+			if !p.numbers(pp, depth+1) {
+				return false
+			}
+		case c == '-' || c >= '0' && c <= '9':
+			v, j, ok := readNumber(p.b, p.i)
+			if !ok {
+				return false
+			}
+			p.i = j
+			pp.vals = append(pp.vals, v)
+		case c == 'n' && len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "null":
+			p.i += 4
+			pp.vals = append(pp.vals, math.NaN())
+		case c == 't' && len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "true":
+			p.i += 4
+			pp.vals = append(pp.vals, 1)
+			pp.hasBool = true
+		case c == 'f' && len(p.b)-p.i >= 5 && string(p.b[p.i:p.i+5]) == "false":
+			p.i += 5
+			pp.vals = append(pp.vals, 0)
+			pp.hasBool = true
+		default:
+			return false
+		}
+		if len(pp.vals) > MaxElements {
+			return false
+		}
+		if p.eat(']') {
+			return true
+		}
+		if !p.eat(',') {
+			return false
+		}
+	}
+}
+
 // fastOIPRequest fills req from body when body has the common shape (see
-// above) and reports whether it did.
-func fastOIPRequest(body []byte, req *OIPRequest) bool {
+// above) and reports whether it did; pre (optional) receives the first
+// input's data values when they are numeric.
+func fastOIPRequest(body []byte, req *OIPRequest, pre *preParsed) bool {
 	p := &fastReader{b: body}
 	ok := p.object(func(key []byte) bool {
 		switch string(key) {
@@ -353,6 +436,14 @@ func fastOIPRequest(body []byte, req *OIPRequest) bool {
 					case "parameters":
 						return p.params(&in.Parameters)
 					case "data":
+						if pre != nil && len(req.Inputs) == 0 && p.peek() == '[' {
+							start := p.i
+							if p.numbers(pre, 1) {
+								in.Data, pre.input = p.b[start:p.i], 0
+								return true
+							}
+							p.i, pre.vals, pre.hasBool = start, pre.vals[:0], false
+						}
 						d, ok := p.dataSpan()
 						in.Data = d
 						return ok

@@ -212,6 +212,10 @@ func FuzzDecodeOIPDifferential(f *testing.F) {
 		` {"Inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[1,2]}]}`,
 		`{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[1,2]}],"inputs":[]}`,
 		`{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP64","data":[123456789012345678901234,2e-400]}]}`,
+		`{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP16","data":[70000,1]}]}`,
+		`{"inputs":[{"name":"x","shape":[1,2],"datatype":"INT8","data":[true,1]}]}`,
+		`{"inputs":[{"name":"x","shape":[1,2],"datatype":"BOOL","data":[2,false]}]}`,
+		`{"inputs":[{"datatype":"UINT16","data":[[65535],[null]],"shape":[1,2],"name":"x"}]}`,
 	} {
 		f.Add([]byte(s), true)
 		f.Add([]byte(s), false)
@@ -222,10 +226,11 @@ func FuzzDecodeOIPDifferential(f *testing.F) {
 			s = testSchema()
 		}
 		var fast OIPRequest
-		if !fastOIPRequest(body, &fast) {
+		pre := preParsed{input: -1}
+		if !fastOIPRequest(body, &fast, &pre) {
 			return
 		}
-		r1, err := oipRows(&fast, s)
+		r1, err := oipRowsPre(&fast, s, &pre)
 		if err != nil {
 			return // decodeOIP answers with decodeOIPJSON's refusal
 		}
@@ -329,7 +334,8 @@ func BenchmarkDecodeOIP1JSON(b *testing.B)   { benchDecode(b, 1, decodeOIPJSON) 
 
 func TestFastReaderTakesCommonRequests(t *testing.T) {
 	var req OIPRequest
-	if !fastOIPRequest(benchTensor(3, 30), &req) || len(req.Inputs) != 1 || req.Inputs[0].Shape[0] != 3 {
+	pre := preParsed{input: -1}
+	if !fastOIPRequest(benchTensor(3, 30), &req, &pre) || len(req.Inputs) != 1 || req.Inputs[0].Shape[0] != 3 || pre.input != 0 || len(pre.vals) != 90 {
 		t.Fatalf("fast reader declined a plain tensor request: %+v", req)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ var (
 	fairRate = flag.Float64("fair-rate", 100, "tenant A's rate limit (requests/s) in the fair-share run; A offers 10x it")
 	fairB    = flag.Int("fair-b-rate", 300, "tenant B's steady offered load (requests/s) in the fair-share run")
 	only     = flag.String("only", "", "run only this part: single, batch or fair")
+	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole process (the server) during the runs")
 )
 
 type result struct {
@@ -186,6 +188,12 @@ func main() {
 		fmt.Fprintf(os.Stderr, "%-28s c=%-3d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non-2xx %d %s\n", r.Name, r.Conns, r.RPS, r.P50ms, r.P99ms, r.Non2xx,
 			map[bool]string{true: fmt.Sprintf(" %.0f rows/s", r.RowsPerS), false: ""}[rows > 0])
 		return r
+	}
+	if *cpuProf != "" {
+		pf, err := os.Create(*cpuProf)
+		must(err)
+		must(pprof.StartCPUProfile(pf))
+		defer pprof.StopCPUProfile()
 	}
 	part := func(p string) bool { return *only == "" || *only == p }
 	for _, m := range models {
