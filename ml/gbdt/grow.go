@@ -214,22 +214,27 @@ func (g *grower) buildHists(nodes []*frontierNode, feats []int, gh []float64) {
 		tk := &tasks[t]
 		h := tk.part
 		clear(h) // here rather than when handed out: on all cores
-		offs := g.ds.offs
-		for _, r := range g.idx[tk.lo:tk.hi] {
-			gg, hh := gh[2*r], gh[2*r+1]
-			row := g.ds.rows[r*d : r*d+d]
-			if all {
-				for f, b := range row {
-					s := 2 * (offs[f] + int(b))
-					h[s] += gg
-					h[s+1] += hh
-				}
-			} else {
+		offs, rows, idx := g.ds.offs[:d], g.ds.rows, g.idx[tk.lo:tk.hi]
+		if !all {
+			for _, r := range idx {
+				gg, hh := gh[2*r], gh[2*r+1]
+				row := rows[r*d : r*d+d]
 				for _, f := range feats {
 					s := 2 * (offs[f] + int(row[f]))
 					h[s] += gg
 					h[s+1] += hh
 				}
+			}
+			return
+		}
+		for _, r := range idx {
+			gg, hh := gh[2*r], gh[2*r+1]
+			row := rows[r*d : r*d+d]
+			o := offs[:len(row)] // one length check per row, none per feature
+			for f, b := range row {
+				s := 2 * (o[f] + int(b))
+				h[s] += gg
+				h[s+1] += hh
 			}
 		}
 	})
