@@ -338,13 +338,12 @@ func mean(x []float64) float64 {
 const maxSeen = 50_000
 
 func hashQuery(q Query) uint64 {
+	// FNV-1a over whole words with a fold of the high bits into the low
+	// ones after each (the repeat filter's keys live in memory only).
 	h := uint64(14695981039346656037)
 	for _, v := range q.X {
-		b := math.Float64bits(v)
-		for k := 0; k < 8; k++ {
-			h = (h ^ (b & 0xff)) * 1099511628211
-			b >>= 8
-		}
+		h = (h ^ math.Float64bits(v)) * 1099511628211
+		h ^= h >> 29
 	}
 	return h ^ uint64(q.Class)*0x9e3779b97f4a7c15
 }

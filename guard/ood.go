@@ -173,7 +173,14 @@ func numScorePrep(f *Feature, p *prep, x float64) float64 {
 		m := g - 1
 		u = (float64(m) + (x-q[m])/(q[m+1]-q[m])) / float64(k)
 	}
-	u = math.Min(math.Max(u, p.eps), 1-p.eps)
+	// math.Min(math.Max(u, eps), 1-eps) without the calls: u is never
+	// NaN here and eps > 0.
+	if u < p.eps {
+		u = p.eps
+	}
+	if hi := 1 - p.eps; u > hi {
+		u = hi
+	}
 	return probit(u)
 }
 
@@ -219,7 +226,9 @@ func (s *Schema) ScoreRange(r *Rows, lo, hi int, x, ood []float64) {
 			if x != nil {
 				x[i*F+j] = xv
 			}
-			mx = math.Max(mx, math.Abs(z))
+			if a := math.Abs(z); a > mx { // math.Max for finite z
+				mx = a
+			}
 		}
 		if ood != nil {
 			ood[i] = mx
