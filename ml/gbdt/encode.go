@@ -67,6 +67,9 @@ func Decode(r *wire.Reader, d int) *Model {
 			return nil
 		}
 		tree := make([]Node, nn)
+		// Every node but the root has exactly one parent, as the builder
+		// makes them: prediction lays trees out breadth-first and relies on it.
+		parent := make([]bool, nn)
 		for t := range tree {
 			f := int32(r.U32())
 			nd := Node{Feature: f}
@@ -80,8 +83,12 @@ func Decode(r *wire.Reader, d int) *Model {
 				nd.DefaultLeft = r.Bool()
 				nd.Threshold = r.F64()
 				if int(f) >= d || nd.Left <= int32(t) || nd.Right <= int32(t) || int(nd.Left) >= nn || int(nd.Right) >= nn ||
-					math.IsNaN(nd.Threshold) {
+					math.IsNaN(nd.Threshold) || nd.Left == nd.Right {
 					r.Fail("bad split node %d", t)
+				} else if parent[nd.Left] || parent[nd.Right] {
+					r.Fail("node %d shares a child", t)
+				} else {
+					parent[nd.Left], parent[nd.Right] = true, true
 				}
 			}
 			if r.Err() != nil {

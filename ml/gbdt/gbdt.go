@@ -581,6 +581,12 @@ func compile(tree []Node) flatTree {
 			ft.values[i] = nd.Value
 			continue
 		}
+		if len(order)+2 > len(tree) {
+			// Only a tree with a shared child (Decode refuses those; the
+			// builder never makes them) gets here: stay in bounds.
+			ft.nodes[i] = flatNode{thr: math.Inf(1), left: int32(i)}
+			continue
+		}
 		fn := flatNode{thr: nd.Threshold, feat: uint32(nd.Feature), left: int32(len(order))}
 		if !nd.DefaultLeft {
 			fn.feat |= nanRight

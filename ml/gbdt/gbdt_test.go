@@ -240,3 +240,20 @@ func TestSigmoidExact(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeRejectsSharedChild: a node reached from two parents is refused
+// (prediction lays trees out breadth-first, one parent per node), and
+// compiling such a tree built in code stays in bounds.
+func TestDecodeRejectsSharedChild(t *testing.T) {
+	m := &Model{Objective: BinaryLogistic, Outputs: 1, D: 1, Base: []float64{0},
+		Trees: [][]Node{{{Feature: 0, Left: 1, Right: 2}, {Feature: 0, Left: 3, Right: 4}, {Feature: 0, Left: 3, Right: 4},
+			{Feature: -1, Value: 1}, {Feature: -1, Value: 2}}}}
+	w := &wire.Writer{}
+	m.Encode(w)
+	r := wire.NewReader(w.Bytes())
+	if Decode(r, 1); !errors.Is(r.Err(), wire.ErrMalformed) {
+		t.Errorf("shared child accepted: %v", r.Err())
+	}
+	out := make([]float64, 2*3)
+	m.PredictRows([]float64{-1, 0.5, math.NaN()}, 3, out) // must not panic
+}
