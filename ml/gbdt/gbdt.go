@@ -81,8 +81,9 @@ type Model struct {
 	Base      []float64 // initial margin per output
 	Trees     [][]Node
 
-	once sync.Once
-	flat []flatTree
+	once   sync.Once
+	flat   []flatTree
+	flatOK bool // every threshold finite: the NaN-free walk is exact
 }
 
 // Progress reports trees built and losses (validation loss is NaN without
@@ -550,17 +551,22 @@ func (m *Model) Margins(x, out []float64) {
 // flatNode is the prediction-time form of a node, 16 bytes so that four
 // share a cache line. Nodes are renumbered breadth-first so that a node's
 // children are adjacent: the right child is Left+1. A leaf points to
-// itself and its threshold is +Inf, so no value (not even +Inf or NaN)
-// leaves it; a fixed number of steps (the tree's depth) therefore always
-// ends on the right leaf, which lets several rows walk one tree in
-// lock-step.
+// itself and its threshold is +Inf, so no value leaves it; a fixed number
+// of steps (the tree's depth) therefore always ends on the right leaf,
+// which lets several rows walk one tree in lock-step.
+//
+// Missing values need no test while walking: each row is laid out twice,
+// first with NaN replaced by +Inf, then with NaN replaced by -Inf, and a
+// node whose missing values go right reads feature f of the first copy
+// (+Inf > any finite threshold), one whose missing values go left reads
+// the second (index d+f). This is exact while every split threshold is
+// finite, which the builder guarantees; a model with an infinite threshold
+// (only a hand-made artifact) is scored row by row instead.
 type flatNode struct {
 	thr  float64
-	feat uint32 // feature index; nanRight set: missing values go right
+	feat uint32 // index into the doubled row
 	left int32
 }
-
-const nanRight = 1 << 31
 
 type flatTree struct {
 	nodes  []flatNode
@@ -568,8 +574,11 @@ type flatTree struct {
 	depth  int
 }
 
-func compile(tree []Node) flatTree {
-	ft := flatTree{nodes: make([]flatNode, len(tree)), values: make([]float64, len(tree))}
+// compile lays tree out for prediction over d features; ok is false when a
+// split threshold is infinite.
+func compile(tree []Node, d int) (ft flatTree, ok bool) {
+	ok = true
+	ft = flatTree{nodes: make([]flatNode, len(tree)), values: make([]float64, len(tree))}
 	// Breadth-first renumbering: order[i] is the Node at flat index i.
 	order := make([]int32, 1, len(tree))
 	depth := make([]int, len(tree))
@@ -588,8 +597,11 @@ func compile(tree []Node) flatTree {
 			continue
 		}
 		fn := flatNode{thr: nd.Threshold, feat: uint32(nd.Feature), left: int32(len(order))}
-		if !nd.DefaultLeft {
-			fn.feat |= nanRight
+		if nd.DefaultLeft {
+			fn.feat += uint32(d)
+		}
+		if math.IsInf(nd.Threshold, 0) {
+			ok = false
 		}
 		ft.nodes[i] = fn
 		// Children come after parents (builder and decoder guarantee it),
@@ -599,39 +611,36 @@ func compile(tree []Node) flatTree {
 		ft.depth = max(ft.depth, depth[t]+1)
 		order = append(order, nd.Left, nd.Right)
 	}
-	return ft
+	return ft, ok
 }
 
-func (m *Model) compiled() []flatTree {
+func (m *Model) compiled() ([]flatTree, bool) {
 	m.once.Do(func() {
 		m.flat = make([]flatTree, len(m.Trees))
+		m.flatOK = true
 		for i, t := range m.Trees {
-			m.flat[i] = compile(t)
+			var ok bool
+			m.flat[i], ok = compile(t, m.D)
+			m.flatOK = m.flatOK && ok
 		}
 	})
-	return m.flat
+	return m.flat, m.flatOK
 }
 
 // step moves the row starting at x[off] down one level without a
 // data-dependent branch (one would be mispredicted half the time): v > thr
-// picks the right child (SETA), and a missing value the learned default side
-// (a rare, well-predicted branch).
+// picks the right child (SETA).
 func step(nodes []flatNode, p int32, x []float64, off int) int32 {
 	nd := &nodes[p]
-	f := nd.feat
-	v := x[off+int(f&^nanRight)]
 	var side int32
-	if v > nd.thr {
+	if x[off+int(nd.feat)] > nd.thr {
 		side = 1
-	}
-	if v != v {
-		side = int32(f >> 31)
 	}
 	return nd.left + side
 }
 
 // predictChunk is the number of rows walked through all trees together:
-// their features (64 × d float64s) stay in the L1 cache while each tree is
+// their doubled rows (64 × 2d float64s) stay in the L1 cache while each tree is
 // walked, and every tree is loaded once per chunk.
 const predictChunk = 64
 
@@ -643,28 +652,54 @@ const predictChunk = 64
 func (m *Model) PredictRows(x []float64, n int, out []float64) {
 	w := m.Width()
 	d, k := m.D, m.Outputs
-	trees := m.compiled()
+	trees, ok := m.compiled()
+	if !ok {
+		for i := range n {
+			m.Predict(x[i*d:(i+1)*d], out[i*w:(i+1)*w])
+		}
+		return
+	}
 	var mgBuf [predictChunk * 8]float64
 	mg := mgBuf[:0]
 	if predictChunk*k > len(mgBuf) {
 		mg = make([]float64, 0, predictChunk*k)
 	}
+	buf := chunkBufs.Get().(*[]float64)
+	if cap(*buf) < predictChunk*2*d {
+		*buf = make([]float64, predictChunk*2*d)
+	}
+	xx := (*buf)[:predictChunk*2*d]
+	inf := math.Inf(1)
 	for lo := 0; lo < n; lo += predictChunk {
 		hi := min(lo+predictChunk, n)
 		mg := mg[:(hi-lo)*k]
 		for i := range hi - lo {
 			copy(mg[i*k:(i+1)*k], m.Base)
 		}
-		xc := x[lo*d : hi*d]
+		// The doubled rows: NaN → +Inf, then NaN → -Inf.
+		for i := range hi - lo {
+			src := x[(lo+i)*d : (lo+i+1)*d]
+			up := xx[2*i*d : 2*i*d+d]
+			down := xx[2*i*d+d : 2*i*d+2*d]
+			for f, v := range src {
+				u, l := v, v
+				if v != v {
+					u, l = inf, -inf
+				}
+				up[f], down[f] = u, l
+			}
+		}
 		for ti := range trees {
-			ft := &trees[ti]
-			walkChunk(ft, xc, hi-lo, d, mg[ti%k:], k)
+			walkChunk(&trees[ti], xx, hi-lo, 2*d, mg[ti%k:], k)
 		}
 		for i := range hi - lo {
 			m.link(mg[i*k:(i+1)*k], out[(lo+i)*w:(lo+i+1)*w])
 		}
 	}
+	chunkBufs.Put(buf)
 }
+
+var chunkBufs = sync.Pool{New: func() any { return new([]float64) }}
 
 // walkChunk adds tree ft's value for each of the n rows of x (n×d) to
 // mg[i*k]. Rows are addressed by offset into x rather than as eight slices,

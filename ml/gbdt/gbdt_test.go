@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/rampart-mlaas/rampart/ml/internal/wire"
@@ -256,4 +257,47 @@ func TestDecodeRejectsSharedChild(t *testing.T) {
 	}
 	out := make([]float64, 2*3)
 	m.PredictRows([]float64{-1, 0.5, math.NaN()}, 3, out) // must not panic
+}
+
+// TestPredictRowsMatchesPredict: batch scoring (doubled rows, no NaN test)
+// equals the row-by-row tree walk exactly, with missing and infinite
+// inputs, and for a model with an infinite threshold (scored row by row).
+func TestPredictRowsMatchesPredict(t *testing.T) {
+	x, y := xorData(3000, true)
+	p := DefaultParams()
+	p.NEstimators, p.MaxDepth = 20, 4
+	m, err := Fit(context.Background(), x, 3000, 3, y, 2, p, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := append([]float64{}, x[:300]...)
+	for i := range probe {
+		switch i % 17 {
+		case 3:
+			probe[i] = math.Inf(1)
+		case 7:
+			probe[i] = math.Inf(-1)
+		case 11:
+			probe[i] = math.NaN()
+		}
+	}
+	check := func(m *Model) {
+		n := len(probe) / 3
+		batch := make([]float64, 2*n)
+		m.PredictRows(probe, n, batch)
+		one := make([]float64, 2)
+		for i := range n {
+			m.Predict(probe[3*i:3*i+3], one)
+			if one[0] != batch[2*i] || one[1] != batch[2*i+1] {
+				t.Fatalf("row %d: batch %v, single %v", i, batch[2*i:2*i+2], one)
+			}
+		}
+	}
+	check(m)
+	hand := &Model{Objective: BinaryLogistic, Outputs: 1, D: 3, Base: []float64{0},
+		Trees: [][]Node{{{Feature: 0, Left: 1, Right: 2, Threshold: math.Inf(1)}, {Feature: -1, Value: 1}, {Feature: -1, Value: -1}}}}
+	check(hand)
+	hand.Trees[0][0].DefaultLeft = true
+	hand.once = sync.Once{}
+	check(hand)
 }
