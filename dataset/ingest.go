@@ -646,6 +646,7 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 		}
 	}
 	prof := sh.p
+	cols := prof.cols
 	ncol := len(st.header)
 	checks, label := st.checks, st.label
 	hasChecks := in.opt.Schema != nil
@@ -688,7 +689,7 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 					}
 				}
 			}
-			if bits := prof.add(i, f, key); bits != 0 && piiSeen[i] < maxPIIRows {
+			if bits := cols[i].add(f, key); bits != 0 && piiSeen[i] < maxPIIRows {
 				piiSeen[i]++
 				o.pii = append(o.pii, piiRow{col: int32(i), row: int64(row)})
 			}

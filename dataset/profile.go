@@ -169,8 +169,16 @@ func (c *colStats) addCategory(f []byte, numeric bool) uint8 {
 		c.sketch.insert(h, key, 1, bits)
 		return bits
 	}
-	// Space-saving: replace the smallest counter.
 	c.evicted = true
+	if numeric {
+		// A full sketch of numbers: the column is numeric so far, and a
+		// numeric column reports no top values; should it turn out text,
+		// its top values are approximate either way. Freeze it rather
+		// than churn it.
+		c.sketchOff = true
+		return bits
+	}
+	// Space-saving: replace the smallest counter.
 	c.evictions++
 	if c.evictions > 4*c.sketchCap {
 		c.sketchOff = true
@@ -180,10 +188,12 @@ func (c *colStats) addCategory(f []byte, numeric bool) uint8 {
 	return bits
 }
 
-// add profiles one field and returns its PII bits. key is the row's
-// sampling key.
-func (p *profiler) add(i int, f []byte, key uint64) uint8 {
-	c := p.cols[i]
+// formulaLead marks the first bytes IsFormula looks further at.
+var formulaLead = [256]bool{'=': true, '+': true, '-': true, '@': true, '\t': true, '\r': true}
+
+// add profiles one field of column c and returns its PII bits. key is the
+// row's sampling key.
+func (c *colStats) add(f []byte, key uint64) uint8 {
 	if len(f) == 0 {
 		c.missing++
 		return 0
@@ -217,7 +227,7 @@ func (p *profiler) add(i int, f []byte, key uint64) uint8 {
 	} else if len(f) >= 9 {
 		bits = DetectPII(f, true)
 	}
-	if !numeric && (f[0] == '=' || f[0] == '+' || f[0] == '-' || f[0] == '@' || f[0] == '\t' || f[0] == '\r') && IsFormula(f) {
+	if !numeric && formulaLead[f[0]] && IsFormula(f) {
 		c.formula++
 	}
 	if bits != 0 {
