@@ -160,6 +160,13 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 	}
 	smallSpec := httpapi.CreateJobRequest{DatasetID: smallID, Target: "y", Algorithm: "logreg", Seed: 1}
 
+	// 0. the idle server's own CPU use (polling loops), which any job
+	// competes with.
+	quiet()
+	idle0, idleT := cpuTime(syscall.RUSAGE_SELF), time.Now()
+	time.Sleep(3 * time.Second)
+	fmt.Printf("idle server CPU: %.1f ms per second\n", float64((cpuTime(syscall.RUSAGE_SELF)-idle0).Microseconds())/1000/time.Since(idleT).Seconds())
+
 	// 1. submit → first progress event.
 	var lat, ack []time.Duration
 	for range samples {
@@ -223,9 +230,9 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 		// that load from elsewhere and background work left by the previous
 		// run (a spare worker being started, River's completer, the audit
 		// log) fall on both alike.
-		var bareCPU, platCPU []time.Duration
+		var bareCPU, platCPU, srvCPU []time.Duration
 		for range runs {
-			time.Sleep(settle)
+			quiet()
 			c0 := cpuTime(syscall.RUSAGE_SELF)
 			t := time.Now()
 			f, err := ml.ReadCSV(bytes.NewReader(raw), ml.CSVOptions{})
@@ -244,8 +251,9 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 			bareCPU = append(bareCPU, cpuTime(syscall.RUSAGE_SELF)-c0)
 			bareDigest = digest(art)
 
-			time.Sleep(settle)
-			c0 = cpuTime(syscall.RUSAGE_SELF) + cpuTime(syscall.RUSAGE_CHILDREN)
+			quiet()
+			s0 := cpuTime(syscall.RUSAGE_SELF)
+			c0 = s0 + cpuTime(syscall.RUSAGE_CHILDREN)
 			t = time.Now()
 			var j rampart.Job
 			if err := md.c.Do(ctx, "POST", "/v1/jobs", nil, spec, &j); err != nil {
@@ -265,6 +273,7 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 			}
 			plat = append(plat, final.Sub(t))
 			platCPU = append(platCPU, cpuTime(syscall.RUSAGE_SELF)+cpuTime(syscall.RUSAGE_CHILDREN)-c0)
+			srvCPU = append(srvCPU, cpuTime(syscall.RUSAGE_SELF)-s0)
 			child = append(child, j.FinishedAt.Sub(*j.StartedAt))
 			platDigest = j.Result.ArtifactDigest
 		}
@@ -276,8 +285,8 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 		// platform's includes the server's share (HTTP, audit, dataset
 		// decryption, registration) and the worker process that ran the job,
 		// whose start-up (as a spare) happened before the job.
-		fmt.Printf("    CPU time, medians: bare %s; platform %s (%+.1f%%)\n", median(bareCPU).Round(time.Millisecond),
-			median(platCPU).Round(time.Millisecond), 100*(median(platCPU).Seconds()/median(bareCPU).Seconds()-1))
+		fmt.Printf("    CPU time, medians: bare %s; platform %s (%+.1f%%), of which the server process %s\n", median(bareCPU).Round(time.Millisecond),
+			median(platCPU).Round(time.Millisecond), 100*(median(platCPU).Seconds()/median(bareCPU).Seconds()-1), median(srvCPU).Round(time.Millisecond))
 	}
 	return nil
 }
@@ -318,8 +327,14 @@ func (md *bench) throughput(ctx context.Context, smallSpec httpapi.CreateJobRequ
 	return nil
 }
 
-// settle is the quiet pause before each timed run of the comparison.
-const settle = 300 * time.Millisecond
+// quiet precedes each timed run of the comparisons: a full GC, so garbage
+// left by the previous run (the in-process bare library's especially) is
+// not collected on the next run's time, then a pause for background work
+// (a spare worker being started, River's completer, the audit log).
+func quiet() {
+	runtime.GC()
+	time.Sleep(300 * time.Millisecond)
+}
 
 func btoi(b bool) int {
 	if b {
@@ -377,6 +392,22 @@ func cpuTime(who int) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// usage is user and system CPU time and minor page faults.
+type usage struct {
+	user, sys time.Duration
+	minflt    int64
+}
+
+func getUsage(who int) usage {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(who, &ru)
+	return usage{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano()), ru.Minflt}
+}
+
+func (u usage) minus(v usage) usage {
+	return usage{u.user - v.user, u.sys - v.sys, u.minflt - v.minflt}
+}
+
 // runExecutor compares, run by run and interleaved, the bare library with
 // the confined child alone (executor.Run, no server, no store): wall clock
 // and CPU time (the child's from RUSAGE_CHILDREN).
@@ -405,21 +436,26 @@ func runExecutor(dataPath, target string, runs int, workloads []string) error {
 			return fmt.Errorf("unknown workload %q", w)
 		}
 		var bw, bc, ew, ec []time.Duration
+		var bu, eu []usage
 		for range runs {
-			time.Sleep(settle)
+			quiet()
+			u0 := getUsage(syscall.RUSAGE_SELF)
 			c0, t0 := cpuTime(syscall.RUSAGE_SELF), time.Now()
 			out, err := executor.Train(ctx, spec, bytes.NewReader(raw), func(executor.Progress) {})
 			if err != nil {
 				return err
 			}
 			bw, bc = append(bw, time.Since(t0)), append(bc, cpuTime(syscall.RUSAGE_SELF)-c0)
-			time.Sleep(settle)
+			bu = append(bu, getUsage(syscall.RUSAGE_SELF).minus(u0))
+			quiet()
+			u0 = getUsage(syscall.RUSAGE_CHILDREN)
 			c0, t0 = cpuTime(syscall.RUSAGE_CHILDREN), time.Now()
 			res, err := ex.Run(ctx, spec, bytes.NewReader(raw), executor.Limits{}, nil)
 			if err != nil {
 				return err
 			}
 			ew, ec = append(ew, time.Since(t0)), append(ec, cpuTime(syscall.RUSAGE_CHILDREN)-c0)
+			eu = append(eu, getUsage(syscall.RUSAGE_CHILDREN).minus(u0))
 			if digest(res.Artifact) != digest(out.Artifact) {
 				return fmt.Errorf("%s: the child's artifact differs from the bare one", w)
 			}
@@ -427,6 +463,10 @@ func runExecutor(dataPath, target string, runs int, workloads []string) error {
 		fmt.Printf("%s executor only (%d interleaved runs, medians): bare wall %s cpu %s; child wall %s (%+.1f%%) cpu %s (%+.1f%%)\n", w, runs,
 			median(bw).Round(time.Millisecond), median(bc).Round(time.Millisecond), median(ew).Round(time.Millisecond),
 			100*(median(ew).Seconds()/median(bw).Seconds()-1), median(ec).Round(time.Millisecond), 100*(median(ec).Seconds()/median(bc).Seconds()-1))
+		for i := range bu {
+			fmt.Printf("    run %d: bare user %s sys %s minflt %d; child user %s sys %s minflt %d\n", i, bu[i].user.Round(time.Millisecond), bu[i].sys.Round(time.Millisecond), bu[i].minflt,
+				eu[i].user.Round(time.Millisecond), eu[i].sys.Round(time.Millisecond), eu[i].minflt)
+		}
 	}
 	return nil
 }
