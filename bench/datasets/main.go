@@ -176,8 +176,8 @@ func main() {
 	rows := generate(src, size)
 	fi, _ := os.Stat(src)
 	size = fi.Size()
-	fmt.Printf("go %s, GOMAXPROCS=%d, %d CPUs; generated %s: %.1f MiB, %d rows, 12 columns in %.1fs\n",
-		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), src, float64(size)/(1<<20), rows, time.Since(t0).Seconds())
+	fmt.Printf("go %s, GOMAXPROCS=%d, %d CPUs; generated %s: %.1f MiB, %d rows, 12 columns in %.1fs; load average: %s\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), src, float64(size)/(1<<20), rows, time.Since(t0).Seconds(), loadavg())
 
 	// Baseline: cp of the same file on the same disk.
 	var cpS, cpSyncS []float64
@@ -269,8 +269,8 @@ func main() {
 		}
 		peaks = append(peaks, peakRSS())
 		secs = append(secs, el)
-		fmt.Printf("run %d: version %d, %d rows, %.2fs wall (%.0f MB/s), %.2fs CPU (%.0f MB per CPU-second), peak RSS %.0f MiB\n", i+1, v.Version, v.Rows, el,
-			float64(size)/1e6/el, cpu, float64(size)/1e6/cpu, float64(peaks[len(peaks)-1])/(1<<20))
+		fmt.Printf("run %d: version %d, %d rows, %.2fs wall (%.0f MB/s), %.2fs CPU (%.0f MB per CPU-second), peak RSS %.0f MiB; load average %s\n", i+1, v.Version, v.Rows, el,
+			float64(size)/1e6/el, cpu, float64(size)/1e6/cpu, float64(peaks[len(peaks)-1])/(1<<20), loadavg())
 		// Keep the disk from filling: crypto-shred the previous version.
 		if v.Version > 1 {
 			if _, err := svc.DeleteVersion(caller, d.ID, v.Version-1); err != nil {
