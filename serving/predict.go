@@ -220,7 +220,14 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 			thr = guard.DefaultOODThreshold
 		}
 		if pol.Extraction != rampart.ExtractionOff {
-			xs = make([]float64, rows.N*F)
+			// Recycled: nothing keeps xs past this request (the monitor
+			// copies the rows it keeps).
+			bp := xsBuf.Get().(*[]float64)
+			if cap(*bp) < rows.N*F {
+				*bp = make([]float64, rows.N*F)
+			}
+			xs = (*bp)[:rows.N*F]
+			defer xsBuf.Put(bp)
 		}
 		scoreRows(schema, rows, xs, ood)
 		if pol.OOD != rampart.OODOff {
@@ -402,6 +409,8 @@ func (s *Service) Stats(ctx context.Context, ref string) (Stats, error) {
 	}
 	return st, nil
 }
+
+var xsBuf = sync.Pool{New: func() any { return new([]float64) }}
 
 // scoreRows runs Schema.ScoreRange over the rows, on every core for large
 // batches.

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -58,6 +59,18 @@ type result struct {
 	P99ms    float64 `json:"p99_ms"`
 	Non2xx   int     `json:"non_2xx"`
 	RowsPerS float64 `json:"rows_per_s,omitempty"`
+	// CPU time of this process (the server; the peer is another process)
+	// per answered request during the run, and for batches rows per
+	// server CPU-second: figures the other load on a shared machine
+	// distorts less than throughput.
+	ServerCPUms float64 `json:"server_cpu_ms_per_request"`
+	RowsPerCPUs float64 `json:"rows_per_server_cpu_s,omitempty"`
+}
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func main() {
@@ -183,10 +196,13 @@ func main() {
 		r := wrk(name, url, token, body, c)
 		if rows > 0 {
 			r.RowsPerS = r.RPS * float64(rows)
+			if r.ServerCPUms > 0 {
+				r.RowsPerCPUs = float64(rows) / (r.ServerCPUms / 1000)
+			}
 		}
 		results = append(results, r)
-		fmt.Fprintf(os.Stderr, "%-28s c=%-3d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non-2xx %d %s\n", r.Name, r.Conns, r.RPS, r.P50ms, r.P99ms, r.Non2xx,
-			map[bool]string{true: fmt.Sprintf(" %.0f rows/s", r.RowsPerS), false: ""}[rows > 0])
+		fmt.Fprintf(os.Stderr, "%-28s c=%-3d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non-2xx %d  server %.3f CPU-ms/req%s\n", r.Name, r.Conns, r.RPS, r.P50ms, r.P99ms, r.Non2xx,
+			r.ServerCPUms, map[bool]string{true: fmt.Sprintf("  %.0f rows/s  %.0f rows/server-CPU-s", r.RowsPerS, r.RowsPerCPUs), false: ""}[rows > 0])
 		return r
 	}
 	if *cpuProf != "" {
@@ -291,6 +307,7 @@ var (
 	reqRE  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 	pctRE  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)`)
 	non2RE = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	totRE  = regexp.MustCompile(`(\d+) requests in`)
 )
 
 // wrk runs Debian's wrk (a separate process) against url with the body in
@@ -316,10 +333,12 @@ func wrkPaced(name, url, token, file string, c, delayMs int, d time.Duration) re
 	}
 	must(os.WriteFile(lua, []byte(fmt.Sprintf("local f = io.open(%q, \"rb\")\nwrk.method = \"POST\"\nwrk.body = f:read(\"*a\")\nf:close()\n"+
 		"wrk.headers[\"Content-Type\"] = \"application/json\"\n%s%s", file, auth, pace)), 0o600))
+	cpu0 := cpuNow()
 	out, err := exec.Command("wrk", "-t", strconv.Itoa(min(2, c)), "-c", strconv.Itoa(c), "-d", d.String(), "--latency", "-s", lua, url).CombinedOutput()
 	if err != nil {
 		log.Fatalf("wrk: %v: %s", err, out)
 	}
+	cpu := cpuNow() - cpu0
 	r := result{Name: name, Conns: c}
 	if m := reqRE.FindSubmatch(out); m != nil {
 		r.RPS, _ = strconv.ParseFloat(string(m[1]), 64)
@@ -340,6 +359,11 @@ func wrkPaced(name, url, token, file string, c, delayMs int, d time.Duration) re
 	}
 	if m := non2RE.FindSubmatch(out); m != nil {
 		r.Non2xx, _ = strconv.Atoi(string(m[1]))
+	}
+	if m := totRE.FindSubmatch(out); m != nil {
+		if n, _ := strconv.Atoi(string(m[1])); n > 0 {
+			r.ServerCPUms = cpu.Seconds() * 1000 / float64(n)
+		}
 	}
 	return r
 }
