@@ -67,6 +67,22 @@ type result struct {
 	RowsPerCPUs float64 `json:"rows_per_server_cpu_s,omitempty"`
 }
 
+// procCPU is the user+system CPU time of process pid (Linux /proc).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) "(...) ".
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
 func cpuNow() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -231,7 +247,13 @@ func main() {
 			cmd.Stderr = io.Discard
 			must(cmd.Start())
 			waitHTTP("http://127.0.0.1:" + port + "/v2/models/x/infer")
-			run(m.name+" (c) flask+sklearn", "http://127.0.0.1:"+port+"/v2/models/"+m.name+"/infer", "", one, *conns, 0)
+			// The peer's own CPU per request (it is another process).
+			t0 := procCPU(cmd.Process.Pid)
+			r := run(m.name+" (c) flask+sklearn", "http://127.0.0.1:"+port+"/v2/models/"+m.name+"/infer", "", one, *conns, 0)
+			if n := r.RPS * duration.Seconds(); n > 0 {
+				results[len(results)-1].ServerCPUms = (procCPU(cmd.Process.Pid) - t0).Seconds() * 1000 / n
+				fmt.Fprintf(os.Stderr, "%-28s peer process %.3f CPU-ms/req\n", "", results[len(results)-1].ServerCPUms)
+			}
 			cmd.Process.Kill()
 			cmd.Wait()
 		}
