@@ -144,13 +144,24 @@ func TestCrashDuringTraining(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	pid := cmd.Process.Pid
+	// Its workers: the 20 running jobs' and the spares started ahead.
+	workers := trainWorkers(pid)
+	if len(workers) < 20 {
+		t.Fatalf("the server has %d worker processes, want at least 20", len(workers))
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
 	// The killed server's workers died with it.
 	time.Sleep(500 * time.Millisecond)
-	if orphans := trainWorkers(); len(orphans) > 0 {
+	var orphans []int
+	for _, w := range workers {
+		if trainWorker(w) {
+			orphans = append(orphans, w)
+		}
+	}
+	if len(orphans) > 0 {
 		t.Fatalf("worker processes outlived the killed server: %v", orphans)
 	}
 
@@ -208,25 +219,44 @@ func TestCrashDuringTraining(t *testing.T) {
 	t.Logf("after kill -9 during 20 running jobs: %d retried and succeeded with the undisturbed digest, %d failed with a reason", retried, failed)
 }
 
-// trainWorkers lists processes running the train-worker command whose
-// parent is not this process.
-func trainWorkers() []string {
-	var out []string
+// trainWorkers lists the live processes running the train-worker command
+// whose parent is ppid (other servers on the machine, other tests' or other
+// users', have workers too).
+func trainWorkers(ppid int) []int {
+	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		cl, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cl), "train-worker") {
-			continue
-		}
-		st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		f := strings.Fields(string(st))
-		if len(f) > 3 && f[3] != strconv.Itoa(os.Getpid()) {
-			out = append(out, strconv.Itoa(pid))
+		if f := procStat(pid); len(f) > 3 && f[3] == strconv.Itoa(ppid) && trainWorker(pid) {
+			out = append(out, pid)
 		}
 	}
 	return out
+}
+
+// trainWorker reports whether pid is a live (not zombie) train worker.
+func trainWorker(pid int) bool {
+	cl, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil || !strings.Contains(string(cl), "train-worker") {
+		return false
+	}
+	f := procStat(pid)
+	return len(f) > 2 && f[2] != "Z"
+}
+
+// procStat returns the fields of /proc/pid/stat after the command name.
+func procStat(pid int) []string {
+	st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(st), ')')
+	if i < 0 {
+		return nil
+	}
+	// Keep indexes as in the whole line: pid, comm, state, ppid, ...
+	return append([]string{"", ""}, strings.Fields(string(st[i+1:]))...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -68,7 +69,7 @@ func newQueue(s *Service) (*queue, error) {
 	w := &waker{ch: make(chan struct{})}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &trainWorker{s: s})
-	c, err := river.NewClient[*sql.Tx](wakeDriver{Driver: drv, w: w}, &river.Config{
+	c, err := river.NewClient[*sql.Tx](wakeDriver{Driver: drv, w: w, every: s.cfg.PollInterval}, &river.Config{
 		Queues:  map[string]river.QueueConfig{queueName: {MaxWorkers: s.cfg.Slots}},
 		Workers: workers,
 		// The cooldown also limits insert notifications to one per queue
@@ -102,18 +103,21 @@ func (q *queue) enqueuer(jobID string) func(*sql.Tx) error {
 // transaction, where the job is not yet visible).
 func (q *queue) wake() { q.waker.wake() }
 
-// wakeDriver is River's SQLite driver with a listener that can be woken.
-// SQLite has no LISTEN/NOTIFY: River writes notifications to an outbox
-// table in the inserting transaction and its listener polls that table
-// every 50 ms. Woken, the listener reads the outbox immediately; the poll
-// stays for notifications written by other processes.
+// wakeDriver is River's SQLite driver with a listener that reads the
+// notification outbox when woken. SQLite has no LISTEN/NOTIFY: River
+// writes notifications to an outbox table in the inserting transaction,
+// and its listener polls that table every 50 ms (20 queries a second,
+// idle). Here the outbox is read at once when this process has queued a
+// job (wake), and otherwise every poll interval, for notifications written
+// by River's own services (retries, leadership) or another process.
 type wakeDriver struct {
 	*riversqlite.Driver
-	w *waker
+	w     *waker
+	every time.Duration
 }
 
 func (d wakeDriver) GetListener(p *riverdriver.GetListenenerParams) riverdriver.Listener {
-	return &wakeListener{Listener: d.Driver.GetListener(p), w: d.w}
+	return &wakeListener{Listener: d.Driver.GetListener(p), w: d.w, every: d.every}
 }
 
 // waker broadcasts a wake-up: ch is closed and replaced.
@@ -135,34 +139,42 @@ func (w *waker) wake() {
 	w.mu.Unlock()
 }
 
+// readWindow bounds one read of the outbox by River's listener, which
+// sleeps 50 ms after an empty read: within the window it reads once.
+const readWindow = 40 * time.Millisecond
+
 type wakeListener struct {
 	riverdriver.Listener
-	w *waker
+	w     *waker
+	every time.Duration
 }
 
-// WaitForNotification waits like River's listener, but a wake-up cuts its
-// sleep (or query) short and it reads the outbox again at once. The
-// listener advances its cursor only after a successful read, so an
-// interrupted read loses nothing.
+// WaitForNotification returns the next notification: River's listener
+// reads the outbox once (or returns one it already holds); when there is
+// none it waits for a wake-up or the poll interval and reads again. The
+// listener advances its cursor only after a successful read, so a read cut
+// short by the window loses nothing.
 func (l *wakeListener) WaitForNotification(ctx context.Context) (*riverdriver.Notification, error) {
 	for {
 		woken := l.w.wait()
-		wctx, cancel := context.WithCancel(ctx)
-		stop := make(chan struct{})
-		go func() {
-			select {
-			case <-woken:
-				cancel()
-			case <-stop:
-			}
-		}()
-		n, err := l.Listener.WaitForNotification(wctx)
-		close(stop)
+		rctx, cancel := context.WithTimeout(ctx, readWindow)
+		n, err := l.Listener.WaitForNotification(rctx)
 		cancel()
-		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-			continue
+		switch {
+		case err == nil:
+			return n, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case !errors.Is(err, context.DeadlineExceeded):
+			return nil, err
 		}
-		return n, err
+		t := time.NewTimer(l.every)
+		select {
+		case <-woken:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 }
 
