@@ -19,6 +19,7 @@ const (
 	catProbeRows    = 10_000  // numeric-looking columns feed the sketch this long
 	maxDupIndex     = 1 << 17 // distinct rows indexed for duplicate detection (a 4 MiB table)
 	maxClassCount   = 10_000
+	maxClassBytes   = 16 << 20 // label values kept for class counts (the rest count as other)
 	topK            = 10
 	categoricalMaxN = 100 // at most this many distinct values for "categorical"
 )
@@ -241,7 +242,7 @@ func (p *profiler) addLabel(l []byte) {
 	h := hashBytes(l)
 	if e := p.classes.find(h, l); e != nil {
 		e.n++
-	} else if p.classes.len() < maxClassCount {
+	} else if p.classes.len() < maxClassCount && len(p.classes.keys)+len(l) <= maxClassBytes {
 		p.classes.insert(h, l, 1, 0)
 	} else {
 		p.clsOther++
@@ -259,7 +260,7 @@ func (p *profiler) merge(o *profiler) {
 			h := hashBytes(k)
 			if e := p.classes.find(h, k); e != nil {
 				e.n += n
-			} else if p.classes.len() < maxClassCount {
+			} else if p.classes.len() < maxClassCount && len(p.classes.keys)+len(k) <= maxClassBytes {
 				p.classes.insert(h, k, n, 0)
 			} else {
 				p.clsOther += n
