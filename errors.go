@@ -3,6 +3,7 @@ package rampart
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is the closed set of error codes; each maps to one HTTP status and
@@ -37,6 +38,12 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Err != nil {
+		// A message made from the wrapped error already says it: once is enough.
+		if es := e.Err.Error(); e.Message != "" && strings.Contains(e.Message, es) {
+			return fmt.Sprintf("%s: %s", e.Code, e.Message)
+		} else if e.Message == "" {
+			return fmt.Sprintf("%s: %s", e.Code, es)
+		}
 		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
 	}
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
