@@ -20,6 +20,7 @@ import (
 	"hash"
 	"io"
 	"strconv"
+	"sync"
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/blob"
@@ -138,7 +139,12 @@ func (b *Barrier) Put(ctx context.Context, ref Ref, r io.Reader) (Sealed, error)
 			done <- result{err: err}
 			return
 		}
-		n, err := io.Copy(ew, io.TeeReader(r, h))
+		// One large buffer: a writer handing over big blocks (dataset
+		// ingestion writes 1 MiB) crosses the pipe in one read instead of
+		// 32 (io.Copy's 32 KiB), and the encryptor gets whole segments.
+		bp := copyBufs.Get().(*[]byte)
+		n, err := io.CopyBuffer(ew, io.TeeReader(r, h), *bp)
+		copyBufs.Put(bp)
 		if err == nil {
 			err = ew.Close() // writes the final, authenticated segment
 		}
@@ -159,6 +165,9 @@ func (b *Barrier) Put(ctx context.Context, ref Ref, r io.Reader) (Sealed, error)
 	}
 	return res.sealed, nil
 }
+
+// copyBufs holds Put's copy buffers, one Tink segment (1 MiB) each.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // PutBytes is Put for a small in-memory object.
 func (b *Barrier) PutBytes(ctx context.Context, ref Ref, data []byte) (Sealed, error) {
