@@ -656,11 +656,10 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 	var scratch []byte
 	for {
 		rec, err := src.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
 		if err != nil {
-			o.err = err
+			if !errors.Is(err, io.EOF) {
+				o.err = err
+			}
 			break
 		}
 		row, line := src.pos()
