@@ -254,9 +254,9 @@ func Fit(ctx context.Context, x []float64, n, d int, y []float64, k int, p Param
 	for i := range n {
 		copy(margin[i*outputs:], m.Base)
 	}
-	gh := make([][]float64, outputs)
+	gh := make([][]float32, outputs)
 	for o := range gh {
-		gh[o] = make([]float64, 2*n)
+		gh[o] = make([]float32, 2*n)
 	}
 	g := &grower{ds: ds, p: p}
 	bestValid, bestRound := math.Inf(1), 0
@@ -400,7 +400,7 @@ func sigmoid(z float64) float64 {
 
 // gradients fills gh[o][2i], gh[o][2i+1] with the gradient and hessian of
 // the loss at the current margins.
-func gradients(obj Objective, outputs int, y, margin []float64, gh [][]float64) {
+func gradients(obj Objective, outputs int, y, margin []float64, gh [][]float32) {
 	n := len(y)
 	blocks := parallel.Blocks(n, 8192, 64)
 	parallel.Run(len(blocks), func(b int) {
@@ -408,16 +408,16 @@ func gradients(obj Objective, outputs int, y, margin []float64, gh [][]float64) 
 		for i := blocks[b][0]; i < blocks[b][1]; i++ {
 			switch obj {
 			case RegSquaredError:
-				gh[0][2*i] = margin[i] - y[i]
+				gh[0][2*i] = float32(margin[i] - y[i])
 				gh[0][2*i+1] = 1
 			case BinaryLogistic:
 				p := sigmoid(margin[i])
-				gh[0][2*i] = p - y[i]
+				gh[0][2*i] = float32(p - y[i])
 				h := p * (1 - p) // ≥ 0 or NaN: the same as math.Max(h, minHess)
 				if h < minHess {
 					h = minHess
 				}
-				gh[0][2*i+1] = h
+				gh[0][2*i+1] = float32(h)
 			case MultiSoftprob:
 				softmax(margin[i*outputs:(i+1)*outputs], prob)
 				c := int(y[i])
@@ -426,8 +426,8 @@ func gradients(obj Objective, outputs int, y, margin []float64, gh [][]float64) 
 					if o == c {
 						t = 1
 					}
-					gh[o][2*i] = prob[o] - t
-					gh[o][2*i+1] = math.Max(2*prob[o]*(1-prob[o]), minHess)
+					gh[o][2*i] = float32(prob[o] - t)
+					gh[o][2*i+1] = float32(math.Max(2*prob[o]*(1-prob[o]), minHess))
 				}
 			}
 		}
