@@ -107,6 +107,7 @@ type Executor struct {
 	want    int
 	filling bool
 	closed  bool
+	fillers sync.WaitGroup
 }
 
 // proc is one started worker process: its own uid, namespaces, empty
@@ -253,8 +254,10 @@ func (e *Executor) fill() {
 		return
 	}
 	e.filling = true
+	e.fillers.Add(1)
 	e.spareMu.Unlock()
 	go func() {
+		defer e.fillers.Done()
 		for {
 			p, err := e.spawn()
 			e.spareMu.Lock()
@@ -373,6 +376,9 @@ func (p *proc) discard(e *Executor) {
 func (e *Executor) Close() error {
 	e.spareMu.Lock()
 	e.closed = true
+	e.spareMu.Unlock()
+	e.fillers.Wait() // a spare being started is discarded by its filler
+	e.spareMu.Lock()
 	spares := e.spares
 	e.spares = nil
 	e.spareMu.Unlock()
