@@ -116,27 +116,23 @@ func TestAckOnWrite(t *testing.T) {
 	close(gate) // the disk answers: the background flush catches up alone
 	waitFor(t, "the background flush", func() bool { s := l.Status(); return s.DurableSize == s.Size })
 
-	// A state change waits for the disk and makes everything before it durable.
-	st.mu.Lock()
-	st.gate = make(chan struct{}) // background flushes stall from here on
-	st.mu.Unlock()
-	if _, err := l.Append(ctx, testEvent(1)); err != nil { // deferred, flush stalls
+	// A state change on its own is a waiting commit: on disk, with
+	// everything before it, when it is answered.
+	w0, _, _ := st.counts()
+	if _, err := l.Append(ctx, testEvent(0)); err != nil { // dataset.create
 		t.Fatal(err)
 	}
-	if _, err := l.Append(ctx, testEvent(0)); err != nil { // waits for the disk
-		t.Fatal(err)
-	}
-	if w, _, _ := st.counts(); w != 1 {
-		t.Fatalf("a dataset.create event was not written with a waiting commit (%d)", w)
+	if w, _, _ := st.counts(); w != w0+1 {
+		t.Fatalf("a lone state change was not a waiting commit")
 	}
 	if s := l.Status(); s.DurableSize != s.Size {
-		t.Fatalf("after a waiting commit: durable %d of %d", s.DurableSize, s.Size)
+		t.Fatalf("a state change was answered before it was on disk (durable %d of %d)", s.DurableSize, s.Size)
 	}
 
-	// A failing flush: later deferred-eligible batches wait for the disk.
+	// A failing flush: then every batch is a waiting commit until one
+	// succeeds.
 	st.mu.Lock()
-	close(st.gate)
-	st.gate, st.syncErr = nil, errors.New("EIO")
+	st.syncErr = errors.New("EIO")
 	st.mu.Unlock()
 	if _, err := l.Append(ctx, testEvent(1)); err != nil {
 		t.Fatal(err)
@@ -152,6 +148,12 @@ func TestAckOnWrite(t *testing.T) {
 	st.mu.Lock()
 	st.syncErr = nil
 	st.mu.Unlock()
+	if _, err := l.Append(ctx, testEvent(5)); err != nil { // back to deferred
+		t.Fatal(err)
+	}
+	if _, d, _ := st.counts(); d != d0+1 {
+		t.Fatalf("after a successful waiting commit predictions are not deferred again (%d→%d)", d0, d)
+	}
 
 	// Close flushes whatever is outstanding.
 	if _, err := l.Append(ctx, testEvent(9)); err != nil {
@@ -182,4 +184,53 @@ func TestAckOnWriteFailsClosed(t *testing.T) {
 	if _, err := l.Append(ctx, ev); !errors.Is(err, rampart.ErrUnavailable) {
 		t.Fatalf("append to a closed store: %v, want ErrUnavailable", err)
 	}
+}
+
+// TestAckOnWriteMixedBatch: with both kinds arriving at once (so batches
+// hold both), every AckOnWrite event is answered while the flush to disk
+// hangs; the others are answered once it is done, all on disk.
+func TestAckOnWriteMixedBatch(t *testing.T) {
+	ctx := context.Background()
+	st := &gatedStore{MemStore: auditlogtest.NewMemStore()}
+	l := openLog(t, st, newKey(t), func(c *auditlog.Config) {
+		c.AckOnWrite = func(ev *auditlog.Event) bool { return ev.Action == "model.predict" }
+	})
+	gate := make(chan struct{})
+	st.mu.Lock()
+	st.gate = gate // the disk hangs
+	st.mu.Unlock()
+	// Enough of both kinds at once that some batch holds both.
+	const n = 200
+	waitingDone := make(chan error, n)
+	predictDone := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := l.Append(ctx, testEvent(0)) // dataset.create: waits for the disk
+			waitingDone <- err
+		}()
+		go func() {
+			_, err := l.Append(ctx, testEvent(1)) // model.predict
+			predictDone <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-predictDone:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d predictions still wait while the disk hangs", n-i, n)
+		}
+	}
+	close(gate)
+	for i := 0; i < n; i++ {
+		if err := <-waitingDone; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := l.Status(); s.Size != 2*n {
+		t.Fatalf("size %d, want %d", s.Size, 2*n)
+	}
+	waitFor(t, "the last flush", func() bool { s := l.Status(); return s.DurableSize == s.Size })
 }

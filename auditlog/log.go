@@ -101,6 +101,9 @@ type Log struct {
 	durable     atomic.Uint64 // tree size known flushed to disk
 	syncKick    chan struct{}
 	syncFailing atomic.Bool // the last flush failed: every batch waits for the disk
+	flushMu     sync.Mutex  // one flush at a time (the flusher and Close)
+	lateMu      sync.Mutex
+	late        []lateBatch // deferred batches' callers waiting for the disk, in order
 	syncs       atomic.Int64
 	syncErrors  atomic.Int64
 
@@ -509,6 +512,16 @@ func (l *Log) extend(p *prepared, r *request) {
 }
 
 // writeLoop stores prepared batches in order (see commitLoop).
+//
+// A batch without AckOnWrite events is a waiting commit (fsync included):
+// while it waits for the disk the next batch grows, which is what makes
+// group commit efficient. A batch with any AckOnWrite event (with a store
+// that can defer its flush, DeferredSyncer) is committed without fsync: its
+// AckOnWrite callers are answered at once and the others are handed to the
+// flusher (syncLoop), which answers them once an fsync has covered their
+// batch — so a state change sharing a batch with predictions never makes
+// them wait for the disk. While flushing fails, every batch is a waiting
+// commit (and fails closed if the disk is gone).
 func (l *Log) writeLoop(in <-chan *prepared) {
 	for p := range in {
 		if p.barrier != nil {
@@ -519,9 +532,14 @@ func (l *Log) writeLoop(in <-chan *prepared) {
 			l.finish(p.batch, fmt.Errorf("audit: an earlier batch failed: %w", rampart.ErrUnavailable))
 			continue
 		}
-		deferred := l.ds != nil && !l.syncFailing.Load()
-		for _, r := range p.batch {
-			deferred = deferred && r.ackOnWrite
+		deferred := false
+		if l.ds != nil && !l.syncFailing.Load() {
+			for _, r := range p.batch {
+				if r.ackOnWrite {
+					deferred = true
+					break
+				}
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CommitTimeout)
 		l.writeMu.Lock()
@@ -542,19 +560,41 @@ func (l *Log) writeLoop(in <-chan *prepared) {
 		}
 		l.batches.Add(1)
 		l.appended.Add(int64(len(p.batch)))
-		l.head.Store(&treeHead{size: p.rng.End(), root: rangeRoot(p.rng)})
-		if deferred {
-			select {
-			case l.syncKick <- struct{}{}:
-			default:
-			}
-		} else {
-			// A waiting commit is on disk with everything before it.
-			l.setDurable(p.rng.End())
+		end := p.rng.End()
+		l.head.Store(&treeHead{size: end, root: rangeRoot(p.rng)})
+		if !deferred {
+			// A waiting commit is on disk with everything before it,
+			// including deferred batches whose callers still wait.
+			l.setDurable(end)
 			l.syncFailing.Store(false)
+			l.finish(p.batch, nil)
+			l.releaseLate(end, nil)
+			continue
 		}
-		l.finish(p.batch, nil)
+		var late []*request
+		for _, r := range p.batch {
+			if r.ackOnWrite {
+				l.finish1(r, nil)
+			} else {
+				late = append(late, r)
+			}
+		}
+		if len(late) > 0 {
+			l.lateMu.Lock()
+			l.late = append(l.late, lateBatch{end: end, reqs: late})
+			l.lateMu.Unlock()
+		}
+		select {
+		case l.syncKick <- struct{}{}:
+		default:
+		}
 	}
+}
+
+// lateBatch is the callers of one deferred batch still waiting for the disk.
+type lateBatch struct {
+	end  uint64 // tree size after the batch
+	reqs []*request
 }
 
 func (l *Log) setDurable(n uint64) {
@@ -566,11 +606,12 @@ func (l *Log) setDurable(n uint64) {
 	}
 }
 
-// syncLoop flushes deferred commits to disk (Config.AckOnWrite): as soon as
-// one is outstanding and again until none is, so the window a power loss
-// could cut is about one flush long. A failing flush makes every following
-// batch wait for the disk itself (and so fail closed if the disk is gone)
-// until a flush or a waiting commit succeeds.
+// syncLoop flushes deferred commits to disk: as soon as one is outstanding
+// and again until none is, so the window a power loss could cut is about
+// one flush long, and each flush answers every waiting caller it covers. A
+// failing flush refuses the callers waiting for it (503) and makes every
+// following batch a waiting commit until a flush or a waiting commit
+// succeeds.
 func (l *Log) syncLoop(ctx context.Context) {
 	defer l.bg.Done()
 	for {
@@ -579,7 +620,7 @@ func (l *Log) syncLoop(ctx context.Context) {
 			return
 		case <-l.syncKick:
 		}
-		for ctx.Err() == nil && l.durable.Load() < l.head.Load().size {
+		for ctx.Err() == nil && l.outstanding() {
 			if err := l.flush(ctx); err != nil {
 				l.log.Error("audit: flushing committed events to disk failed; appends now wait for the disk", "err", err)
 				select {
@@ -591,21 +632,61 @@ func (l *Log) syncLoop(ctx context.Context) {
 	}
 }
 
-// flush makes everything committed so far durable on disk.
+// outstanding reports whether anything committed is not known on disk.
+func (l *Log) outstanding() bool {
+	if l.durable.Load() < l.head.Load().size {
+		return true
+	}
+	l.lateMu.Lock()
+	defer l.lateMu.Unlock()
+	return len(l.late) > 0
+}
+
+// flush makes everything committed so far durable on disk and answers the
+// callers waiting for that.
 func (l *Log) flush(ctx context.Context) error {
-	target := l.head.Load().size
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	target := l.head.Load().size // every late batch up to target is queued already
 	fctx, cancel := context.WithTimeout(ctx, l.cfg.CommitTimeout)
 	err := l.ds.Sync(fctx)
 	cancel()
 	if err != nil {
 		l.syncErrors.Add(1)
 		l.syncFailing.Store(true)
-		return err
+		err = fmt.Errorf("audit: flush to disk: %w", err)
+	} else {
+		l.syncs.Add(1)
+		l.syncFailing.Store(false)
+		l.setDurable(target)
 	}
-	l.syncs.Add(1)
-	l.syncFailing.Store(false)
-	l.setDurable(target)
-	return nil
+	// On failure these events are committed but their callers are
+	// refused: the log then holds attempts that were refused, as when a
+	// caller gives up waiting.
+	l.releaseLate(target, err)
+	return err
+}
+
+// releaseLate answers the callers of deferred batches ending at or before
+// size: their events are on disk (err nil), or the flush failed.
+func (l *Log) releaseLate(size uint64, err error) {
+	l.lateMu.Lock()
+	var done []lateBatch
+	i := 0
+	for ; i < len(l.late) && l.late[i].end <= size; i++ {
+		done = append(done, l.late[i])
+	}
+	l.late = l.late[i:]
+	l.lateMu.Unlock()
+	for _, b := range done {
+		l.finish(b.reqs, err)
+	}
+}
+
+// finish1 wakes one caller whose event is committed.
+func (l *Log) finish1(r *request, err error) {
+	r.err = err
+	close(r.done)
 }
 
 // finish wakes the callers of a batch; a failure fails closed (503).
@@ -748,7 +829,7 @@ func (l *Log) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			l.closeErr = fmt.Errorf("audit: close: %w", ctx.Err())
 		}
-		if l.closeErr == nil && l.ds != nil && l.durable.Load() < l.Size() {
+		if l.closeErr == nil && l.ds != nil && l.outstanding() {
 			l.closeErr = l.flush(ctx)
 		}
 		if l.closeErr == nil {
@@ -758,6 +839,15 @@ func (l *Log) Close(ctx context.Context) error {
 		}
 		l.stop()
 		l.bg.Wait()
+		// Callers still waiting for a flush that will not come (Close gave
+		// up waiting) are refused.
+		l.lateMu.Lock()
+		late := l.late
+		l.late = nil
+		l.lateMu.Unlock()
+		for _, b := range late {
+			l.finish(b.reqs, errClosed)
+		}
 	})
 	return l.closeErr
 }
