@@ -145,20 +145,7 @@ const leafCols = 8
 
 // AppendLeaves implements auditlog.Store: one transaction per batch.
 func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) error {
-	if len(leaves) == 0 {
-		return nil
-	}
-	for i := range leaves {
-		if leaves[i].Index != leaves[0].Index+uint64(i) {
-			return rampart.Errorf(rampart.CodeConflict, "audit leaves are not consecutive")
-		}
-	}
-	return s.write(ctx, func(c *sql.Conn) error {
-		if err := s.setSync(ctx, c, true); err != nil {
-			return err
-		}
-		return s.appendLeaves(ctx, c, leaves)
-	}, leaves...)
+	return s.appendBatch(ctx, leaves, true)
 }
 
 var _ auditlog.DeferredSyncer = (*AuditStore)(nil)
@@ -169,6 +156,11 @@ var _ auditlog.DeferredSyncer = (*AuditStore)(nil)
 // way; such a commit survives a crash of the process at once (it is in the
 // OS) and a power loss after the next Sync.
 func (s *AuditStore) AppendLeavesDeferred(ctx context.Context, leaves []auditlog.Leaf) error {
+	return s.appendBatch(ctx, leaves, false)
+}
+
+// appendBatch writes one batch with synchronous=FULL (full) or NORMAL.
+func (s *AuditStore) appendBatch(ctx context.Context, leaves []auditlog.Leaf, full bool) error {
 	if len(leaves) == 0 {
 		return nil
 	}
@@ -178,7 +170,7 @@ func (s *AuditStore) AppendLeavesDeferred(ctx context.Context, leaves []auditlog
 		}
 	}
 	return s.write(ctx, func(c *sql.Conn) error {
-		if err := s.setSync(ctx, c, false); err != nil {
+		if err := s.setSync(ctx, c, full); err != nil {
 			return err
 		}
 		return s.appendLeaves(ctx, c, leaves)
