@@ -34,7 +34,7 @@ func benchFrame(n int) *Frame {
 // BenchmarkPredictProba measures batch scoring throughput (rows/s) of
 // 100-tree GBDT and logistic regression on 100,000 × 20 rows:
 //
-//	go test ./ml -run XXX -bench PredictProba
+//	go test ./ml -run '^$' -bench PredictProba
 func BenchmarkPredictProba(b *testing.B) {
 	f := benchFrame(100_000)
 	train := f.Take(seq(0, 20_000))

@@ -37,7 +37,7 @@ func synthTable(n int) ([]float64, []float64) {
 // BenchmarkFitSynth trains the acceptance GBDT (100 trees, depth 6, lr 0.1)
 // on a 250,000 × 20 table; for CPU profiles:
 //
-//	go test ./ml/gbdt -run XXX -bench FitSynth -benchtime 1x -cpuprofile /tmp/gbdt.prof
+//	go test ./ml/gbdt -run '^$' -bench FitSynth -benchtime 1x -cpuprofile /tmp/gbdt.prof
 func BenchmarkFitSynth(b *testing.B) {
 	const n = 250_000
 	x, y := synthTable(n)
