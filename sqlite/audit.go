@@ -36,10 +36,14 @@ type AuditStore struct {
 	// database default) or NORMAL for deferred batches.
 	fullSync bool
 
-	// The writer connection never checkpoints the write-ahead log itself
-	// (a checkpoint is two fsyncs and megabytes of writes, which would stall
-	// every audited request queued behind it); a background checkpoint on
-	// another connection runs instead once enough was appended.
+	// The writer connection does not checkpoint the write-ahead log at
+	// SQLite's usual 4 MiB (a checkpoint is two fsyncs and megabytes of
+	// writes, which would stall every audited request queued behind it); a
+	// background checkpoint on another connection runs instead once enough
+	// was appended. Under sustained appends a background checkpoint never
+	// catches the last frames, so the log could not restart and would grow
+	// without bound: the writer's own automatic checkpoint stays on at
+	// walWriterCheckpointPages as the backstop.
 	unckpt      atomic.Int64 // bytes appended since the last background checkpoint
 	ckptRunning atomic.Bool
 	ckptWG      sync.WaitGroup
@@ -48,6 +52,10 @@ type AuditStore struct {
 // walCheckpointBytes is about SQLite's own automatic checkpoint threshold
 // (1000 pages of 4 KiB).
 const walCheckpointBytes = 4 << 20
+
+// walWriterCheckpointPages bounds the write-ahead log (pages of 4 KiB: 64
+// MiB) when the background checkpoints cannot catch up.
+const walWriterCheckpointPages = 16384
 
 // appended counts a batch towards the next background checkpoint and starts
 // one when due (never two at once). PASSIVE never blocks the writer; if it
@@ -82,7 +90,7 @@ func (s *AuditStore) writer(ctx context.Context) (*sql.Conn, error) {
 	if err != nil {
 		return nil, mapErr(err, "audit store")
 	}
-	if _, err := c.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
+	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", walWriterCheckpointPages)); err != nil {
 		c.Close()
 		return nil, mapErr(err, "audit store")
 	}

@@ -1,10 +1,13 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampart-mlaas/rampart/auditlog"
 	"github.com/rampart-mlaas/rampart/auditlog/auditlogtest"
@@ -56,4 +59,44 @@ func TestAuditTablesAreAppendOnly(t *testing.T) {
 	if _, err := db.SQL().ExecContext(ctx, `UPDATE audit_checkpoints SET tsa_token = x'01'`); err == nil {
 		t.Error("a stored time-stamp was replaced")
 	}
+}
+
+// TestAuditWALBounded: under appends that never pause, the write-ahead log
+// still stops growing (background checkpoints plus the writer's backstop
+// checkpoint let it restart), instead of holding everything ever appended.
+func TestAuditWALBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("appends 100 MB")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st := db.Audit()
+	t.Cleanup(func() { st.Close() })
+	data := bytes.Repeat([]byte("x"), 4000)
+	const total = 100 << 20
+	var idx uint64
+	for written := 0; written < total; {
+		batch := make([]auditlog.Leaf, 256)
+		for i := range batch {
+			batch[i] = auditlog.Leaf{Index: idx, Data: data, Hashes: make([]byte, 32), Time: time.Unix(0, int64(idx)), Tenant: "tn_a"}
+			idx++
+			written += len(data)
+		}
+		if err := st.AppendLeavesDeferred(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "audit.db-wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 80<<20 {
+		t.Fatalf("write-ahead log is %d MiB after %d MiB of appends: it never restarts", fi.Size()>>20, total>>20)
+	}
+	t.Logf("write-ahead log %d MiB after %d MiB of appends", fi.Size()>>20, total>>20)
 }
