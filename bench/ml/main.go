@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/rampart-mlaas/rampart/ml"
+	"github.com/rampart-mlaas/rampart/ml/synth"
 )
 
 // Dataset is one shared dataset and its label column.
@@ -233,33 +233,6 @@ func runDP(dir string, repeats int) []Result {
 	return results
 }
 
-// synth generates the n × 20 benchmark table: 20 standard-normal features (5 %
-// of feature 3 missing), label from a non-linear score plus noise.
-func synth(n int) ([]float64, []float64) {
-	rng := rand.New(rand.NewPCG(20, 26))
-	const d = 20
-	x := make([]float64, n*d)
-	y := make([]float64, n)
-	for i := range n {
-		row := x[i*d : (i+1)*d]
-		for j := range row {
-			row[j] = rng.NormFloat64()
-		}
-		s := row[0] + 0.8*row[1]*row[2] - 0.6*math.Abs(row[3]) + 0.5*math.Sin(2*row[4]) + 0.3*row[5]*row[5] - 0.4*row[6]
-		if row[7] > 0.5 {
-			s += 0.7
-		}
-		s += rng.NormFloat64() * 0.8
-		if s > 0 {
-			y[i] = 1
-		}
-		if rng.Float64() < 0.05 {
-			row[3] = math.NaN()
-		}
-	}
-	return x, y
-}
-
 func writeF64(path string, v []float64) {
 	b := make([]byte, 8*len(v))
 	for i, x := range v {
@@ -297,7 +270,7 @@ func synthFrame(x, y []float64, n int) *ml.Frame {
 // runSynth times GBDT and logistic regression on the generated table (first
 // 75 % train, last 25 % test; rows are i.i.d. so this is a random split).
 func runSynth(out string, n, repeats int) []Result {
-	x, y := synth(n)
+	x, y := synth.Table(n)
 	if _, err := os.Stat(filepath.Join(out, "synth.y.f64")); err != nil {
 		writeF64(filepath.Join(out, "synth.x.f64"), x)
 		writeF64(filepath.Join(out, "synth.y.f64"), y)
