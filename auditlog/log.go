@@ -574,7 +574,7 @@ func (l *Log) writeLoop(in <-chan *prepared) {
 		var late []*request
 		for _, r := range p.batch {
 			if r.ackOnWrite {
-				l.finish1(r, nil)
+				close(r.done) // committed: r.err stays nil
 			} else {
 				late = append(late, r)
 			}
@@ -681,12 +681,6 @@ func (l *Log) releaseLate(size uint64, err error) {
 	for _, b := range done {
 		l.finish(b.reqs, err)
 	}
-}
-
-// finish1 wakes one caller whose event is committed.
-func (l *Log) finish1(r *request, err error) {
-	r.err = err
-	close(r.done)
 }
 
 // finish wakes the callers of a batch; a failure fails closed (503).
