@@ -33,10 +33,32 @@ func (m *Model) Scores(f *Frame) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := f.NumRows()
+	return m.scoresOf(cols, f.NumRows()), nil
+}
+
+// scoresOf is Scores on resolved columns (schema order) of n rows.
+func (m *Model) scoresOf(cols []*Column, n int) []float64 {
 	w := m.OutputWidth()
 	d := m.Prep.Width()
 	out := make([]float64, n*w)
+	if n == 1 {
+		// One row (online serving): scored on the calling goroutine, without
+		// the block list and closure; the same calls as the one block would
+		// make.
+		if m.linear != nil {
+			m.linearBlock(cols, 0, 1, out)
+			return out
+		}
+		buf := encodeBufs.Get().(*[]float64)
+		if cap(*buf) < d {
+			*buf = make([]float64, d)
+		}
+		x := (*buf)[:d]
+		m.Prep.transformRows(cols, 0, 1, x)
+		m.predictRows(x, 1, out)
+		encodeBufs.Put(buf)
+		return out
+	}
 	blocks := parallel.Blocks(n, 1024, 1<<20)
 	parallel.Run(len(blocks), func(b int) {
 		lo, hi := blocks[b][0], blocks[b][1]
@@ -55,7 +77,7 @@ func (m *Model) Scores(f *Frame) ([]float64, error) {
 		m.predictRows(x, hi-lo, out[lo*w:hi*w])
 		encodeBufs.Put(buf)
 	})
-	return out, nil
+	return out
 }
 
 var encodeBufs = sync.Pool{New: func() any { return new([]float64) }}

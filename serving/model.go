@@ -128,19 +128,16 @@ func (sm *servedModel) schema(margin float64) *guard.Schema {
 // probabilities in classes order or one regression value per row.
 func (sm *servedModel) scores(r *guard.Rows, s *guard.Schema) ([]float64, error) {
 	if sm.native != nil {
-		cols := make([]*ml.Column, len(s.Features))
+		// The schema is the model's (SchemaFromML keeps its order), so the
+		// decoded columns go to the model as they are, without a Frame.
+		// Anything but complete columns takes the Frame path, whose errors
+		// are unchanged.
 		for j, f := range s.Features {
-			if f.Categorical {
-				cols[j] = ml.CategoricalColumn(f.Name, r.Cat[j])
-			} else {
-				cols[j] = ml.NumericColumn(f.Name, r.Num[j])
+			if f.Categorical && (j >= len(r.Cat) || len(r.Cat[j]) != r.N) || !f.Categorical && (j >= len(r.Num) || len(r.Num[j]) != r.N) {
+				return sm.scoresFrame(r, s)
 			}
 		}
-		fr, err := ml.NewFrame(cols...)
-		if err != nil {
-			return nil, err
-		}
-		return sm.native.Scores(fr)
+		return sm.native.ScoresColumns(r.Num, r.Cat, r.N)
 	}
 	nin, nout := sm.ext.NumInputs(), sm.ext.NumOutputs()
 	out := make([]float64, r.N*sm.width)
@@ -160,4 +157,21 @@ func (sm *servedModel) scores(r *guard.Rows, s *guard.Schema) ([]float64, error)
 		}
 	}
 	return out, nil
+}
+
+// scoresFrame scores through a Frame (the general path).
+func (sm *servedModel) scoresFrame(r *guard.Rows, s *guard.Schema) ([]float64, error) {
+	cols := make([]*ml.Column, len(s.Features))
+	for j, f := range s.Features {
+		if f.Categorical {
+			cols[j] = ml.CategoricalColumn(f.Name, r.Cat[j])
+		} else {
+			cols[j] = ml.NumericColumn(f.Name, r.Num[j])
+		}
+	}
+	fr, err := ml.NewFrame(cols...)
+	if err != nil {
+		return nil, err
+	}
+	return sm.native.Scores(fr)
 }
