@@ -6,6 +6,8 @@ package authn
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +88,9 @@ type cached struct {
 	key     rampart.APIKey
 	p       rampart.Principal
 	fetched time.Time
+	// verified is the SHA-256 of the MAC input of the last credential of
+	// this key that passed VerifyMAC against key.Hash (zero: none yet).
+	verified [sha256.Size]byte
 }
 
 // New returns an Authenticator. now may be nil (time.Now).
@@ -146,8 +151,10 @@ func b32(s string) bool {
 // macInput binds the secret to its key ID, so a stored hash cannot be
 // replayed for another key.
 func macInput(keyID, secret string) []byte {
-	return []byte("rampart-api-key-v1\x00" + keyID + "\x00" + secret)
+	return []byte(macPrefix + keyID + "\x00" + secret)
 }
+
+const macPrefix = "rampart-api-key-v1\x00"
 
 // dummyHash is verified against when the key ID is unknown, so that a
 // missing key costs the same time as a wrong secret.
@@ -156,8 +163,12 @@ var dummyHash = make([]byte, 37)
 // Authenticate verifies a bearer credential (IAM-1) and returns its
 // principal and key. Every failure returns an error matching
 // rampart.ErrUnauthenticated; *Failure carries the reason for the audit log.
-// The secret is verified against the stored keyed hash on every request,
-// cached or not, in constant time.
+// The secret is verified on every request, cached or not, in constant time:
+// against the stored keyed hash, or — the fast path for a key's repeated
+// requests — by comparing the SHA-256 of the credential with that of the one
+// this cache entry last verified against the stored hash. The fast path
+// lives only as long as the cache entry (cacheTTL, dropped on revocation or
+// disable); any other credential takes the keyed-hash check.
 func (a *Authenticator) Authenticate(ctx context.Context, tok string) (rampart.Principal, rampart.APIKey, error) {
 	keyID, secret, err := ParseToken(tok)
 	if err != nil {
@@ -178,8 +189,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, tok string) (rampart.P
 		}
 	}
 	k, p := c.key, c.p
-	if err := a.mac.VerifyMAC(k.Hash, macInput(keyID, secret)); err != nil {
-		return rampart.Principal{}, rampart.APIKey{}, fail("wrong secret", keyID)
+	sum := credentialSum(keyID, secret)
+	if c.verified == ([sha256.Size]byte{}) || subtle.ConstantTimeCompare(sum[:], c.verified[:]) != 1 {
+		if err := a.mac.VerifyMAC(k.Hash, macInput(keyID, secret)); err != nil {
+			return rampart.Principal{}, rampart.APIKey{}, fail("wrong secret", keyID)
+		}
+		a.remember(keyID, c.fetched, sum)
 	}
 	if k.RevokedAt != nil {
 		return rampart.Principal{}, rampart.APIKey{}, fail("revoked", keyID)
@@ -197,6 +212,26 @@ func (a *Authenticator) Authenticate(ctx context.Context, tok string) (rampart.P
 	a.used[k.ID] = now
 	a.mu.Unlock()
 	return p, k, nil
+}
+
+// credentialSum is the SHA-256 of macInput(keyID, secret), computed
+// without allocating.
+func credentialSum(keyID, secret string) [sha256.Size]byte {
+	var buf [len(macPrefix) + 2*MaxTokenLen + 2]byte
+	b := append(buf[:0], macPrefix...)
+	b = append(append(append(b, keyID...), 0), secret...)
+	return sha256.Sum256(b)
+}
+
+// remember records sum as verified in keyID's cache entry, if that entry is
+// still the one the credential was checked against.
+func (a *Authenticator) remember(keyID string, fetched time.Time, sum [sha256.Size]byte) {
+	a.cmu.Lock()
+	if c, ok := a.cache[keyID]; ok && c.fetched.Equal(fetched) {
+		c.verified = sum
+		a.cache[keyID] = c
+	}
+	a.cmu.Unlock()
 }
 
 // load reads a key and its principal from the store and caches them.

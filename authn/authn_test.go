@@ -191,7 +191,8 @@ func FuzzParseToken(f *testing.F) {
 }
 
 // BenchmarkAuthenticate measures one cached credential check: parse, cache
-// lookup, constant-time keyed-hash verification, expiry and state checks.
+// lookup, constant-time comparison with the credential the entry verified
+// (keyed hash on its first use), expiry and state checks.
 func BenchmarkAuthenticate(b *testing.B) {
 	a, _, _, p := setup(b)
 	tok, _, err := a.CreatePrincipal(context.Background(), p, "b", 0)
@@ -204,5 +205,57 @@ func BenchmarkAuthenticate(b *testing.B) {
 		if _, _, err := a.Authenticate(context.Background(), s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// countingMAC counts VerifyMAC calls.
+type countingMAC struct {
+	hmacMAC
+	verifies *int
+}
+
+func (m countingMAC) VerifyMAC(tag, d []byte) error {
+	*m.verifies++
+	return m.hmacMAC.VerifyMAC(tag, d)
+}
+
+// TestVerifiedFastPath: a key's repeated requests skip the keyed hash only
+// for the very credential that passed it, within the cache entry's life;
+// any other secret for the key is checked against the stored hash and
+// refused (IAM-1).
+func TestVerifiedFastPath(t *testing.T) {
+	_, db, c, p := setup(t)
+	ctx := context.Background()
+	n := 0
+	a := authn.New(db, countingMAC{hmacMAC{[]byte("k")}, &n}, c.now)
+	tok, _, err := a.CreatePrincipal(ctx, p, "k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := tok.Reveal()
+	for range 5 {
+		if _, _, err := a.Authenticate(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d keyed-hash checks for 5 requests with one credential, want 1", n)
+	}
+	for i := range 3 {
+		bad := r[:len(r)-1-i] + flip(r[len(r)-1-i]) + r[len(r)-i:]
+		if _, _, err := a.Authenticate(ctx, bad); !errors.Is(err, rampart.ErrUnauthenticated) {
+			t.Fatalf("wrong secret accepted after the right one: %v", err)
+		}
+	}
+	if n != 4 {
+		t.Fatalf("wrong secrets took %d keyed-hash checks, want 3", n-1)
+	}
+	if _, _, err := a.Authenticate(ctx, r); err != nil || n != 4 {
+		t.Fatalf("good credential after wrong ones: %v, %d checks", err, n)
+	}
+	// A new cache entry (TTL passed) verifies against the stored hash again.
+	c.t = c.t.Add(6 * time.Second)
+	if _, _, err := a.Authenticate(ctx, r); err != nil || n != 5 {
+		t.Fatalf("after the cache TTL: %v, %d checks, want 5", err, n)
 	}
 }
