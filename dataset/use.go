@@ -16,8 +16,9 @@ import (
 // Use is an authorized, recorded use of one dataset version for training
 // or evaluation. Read streams the version's plaintext as CSV with a header
 // row (quarantined rows removed); the digest was verified before Open
-// returned and is verified again at EOF (DATA-3): any read error means the
-// data must be discarded. Close when done.
+// returned (unless UseOptions.Streamed) and is verified again at EOF
+// (DATA-3): any read error means the data must be discarded. Close when
+// done.
 type Use struct {
 	Dataset Dataset
 	Version Version
@@ -45,6 +46,29 @@ func (u *Use) Close() error { return u.rc.Close() }
 // principal on whose behalf the job runs, at job start, so an expired or
 // revoked grant stops the job.
 func (s *Service) Open(ctx context.Context, id string, version int, purpose authz.Purpose) (*Use, error) {
+	return s.OpenUse(ctx, id, version, purpose, UseOptions{})
+}
+
+// UseOptions tune OpenUse.
+type UseOptions struct {
+	// Latest lets version 0 mean the dataset's latest version, resolved
+	// under the same authorization and audit event as the use (the event's
+	// "version" detail is "latest" in the decision and the number in the
+	// outcome).
+	Latest bool
+	// Streamed skips the verification pass before Open returns: the data
+	// is decrypted once, every segment is authenticated as it is read and
+	// the plaintext digest is compared at the end, where a mismatch is the
+	// last Read's error instead of io.EOF (DATA-3). Only for a consumer
+	// that uses nothing before it has read the stream to a clean io.EOF
+	// and discards everything on any error — the training executor, whose
+	// worker receives the end of its data only after that EOF, so a
+	// tampered version never reaches training.
+	Streamed bool
+}
+
+// OpenUse is Open with options.
+func (s *Service) OpenUse(ctx context.Context, id string, version int, purpose authz.Purpose, o UseOptions) (*Use, error) {
 	action := authz.DatasetTrain
 	switch purpose {
 	case authz.PurposeTrain:
@@ -53,9 +77,20 @@ func (s *Service) Open(ctx context.Context, id string, version int, purpose auth
 	default:
 		return nil, rampart.Invalid("purpose", "purpose must be train or evaluate")
 	}
-	d, _, gs, ev, err := s.authorize(ctx, id, action, map[string]string{"version": strconv.Itoa(version), "purpose": string(purpose)})
+	vdetail := strconv.Itoa(version)
+	if o.Latest && version == 0 {
+		vdetail = "latest"
+	}
+	d, _, gs, ev, err := s.authorize(ctx, id, action, map[string]string{"version": vdetail, "purpose": string(purpose)})
 	if err != nil {
 		return nil, err
+	}
+	if o.Latest && version == 0 {
+		if d.Latest == 0 {
+			return nil, ev.finish(ctx, &rampart.Error{Code: rampart.CodeInvalid, Field: "dataset_id", Message: "the dataset has no version yet"})
+		}
+		version = d.Latest
+		ev.ev.Details["version"] = strconv.Itoa(version)
 	}
 	u := &Use{Dataset: d, Purpose: purpose}
 	// The most specific live grant for the purpose: a principal grant
@@ -82,12 +117,17 @@ func (s *Service) Open(ctx context.Context, id string, version int, purpose auth
 	}
 	u.Version = ver
 	ev.ev.Digest = "sha256:" + ver.Digest
-	if _, err := s.sealer.Verify(ctx, dataRef(ver), ver.Digest); err != nil {
-		return nil, ev.finish(ctx, fmt.Errorf("dataset %s version %d: %w", d.ID, version, err))
+	if !o.Streamed {
+		if _, err := s.sealer.Verify(ctx, dataRef(ver), ver.Digest); err != nil {
+			return nil, ev.finish(ctx, fmt.Errorf("dataset %s version %d: %w", d.ID, version, err))
+		}
 	}
 	rc, err := s.sealer.Open(ctx, dataRef(ver), ver.Digest)
 	if err != nil {
 		return nil, ev.finish(ctx, err)
+	}
+	if o.Streamed {
+		ev.ev.Details["verify"] = "streamed"
 	}
 	if ver.Quarantined {
 		rep, err := s.readReport(ctx, ver)

@@ -61,10 +61,29 @@ type TrainingData struct {
 // Datasets is what jobs need from the dataset service. OpenForTraining
 // runs with the context of the principal on whose behalf the job trains,
 // at admission and again when the job starts, so a revoked grant stops it.
-// A foreign or missing dataset is rampart.ErrNotFound.
+// A foreign or missing dataset is rampart.ErrNotFound; version 0 is the
+// dataset's latest version.
+//
+// DATA-3: at admission (OpenAdmit) the stored bytes matched Digest before
+// the stream is returned, so a tampered version is refused at submit. At
+// the start (OpenTrain) the stream may instead be verified as it is read
+// (each segment authenticated, the digest compared at the end, a mismatch
+// being the last Read's error instead of io.EOF): the executor hands its
+// worker the end of the data only after a clean io.EOF and kills it on any
+// read error, so a tampered version still never reaches training, and the
+// data is decrypted once instead of twice.
 type Datasets interface {
-	OpenForTraining(ctx context.Context, datasetID string, version int) (*TrainingData, error)
+	OpenForTraining(ctx context.Context, datasetID string, version int, mode OpenMode) (*TrainingData, error)
 }
+
+// OpenMode says why a dataset is opened (see Datasets).
+type OpenMode int
+
+// Open modes.
+const (
+	OpenAdmit OpenMode = iota // submit: verified before it is returned
+	OpenTrain                 // job start: may be verified while it streams
+)
 
 // Trained is what a successful job hands the model registry.
 type Trained struct {
@@ -257,7 +276,7 @@ func (s *Service) Submit(ctx context.Context, spec rampart.JobSpec) (rampart.Job
 	if err := validate(&spec); err != nil {
 		return rampart.Job{}, err
 	}
-	td, err := s.d.Datasets.OpenForTraining(ctx, spec.DatasetID, spec.DatasetVersion)
+	td, err := s.d.Datasets.OpenForTraining(ctx, spec.DatasetID, spec.DatasetVersion, OpenAdmit)
 	if err != nil {
 		if rampart.ErrorCode(err) == rampart.CodeNotFound {
 			return rampart.Job{}, &rampart.Error{Code: rampart.CodeNotFound, Field: "dataset_id", Message: "dataset not found", Err: err}

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -40,7 +42,13 @@ type dataset struct {
 	requireDP  bool
 	maxEpsilon float64
 	tamper     bool
-	opens      int
+	// tamperStream makes the stream at the job's start fail its digest
+	// check at the end, as barrier's verifying reader does (DATA-3).
+	tamperStream bool
+	// cut, with tamperStream, fails the stream after that many bytes
+	// instead of at the end (a segment that fails authentication).
+	cut   int
+	opens int
 }
 
 // datasets serves CSV from memory with the terms a grant would carry. It
@@ -51,7 +59,7 @@ type datasets struct {
 	sets map[string]dataset
 }
 
-func (d *datasets) OpenForTraining(ctx context.Context, id string, version int) (*jobs.TrainingData, error) {
+func (d *datasets) OpenForTraining(ctx context.Context, id string, version int, mode jobs.OpenMode) (*jobs.TrainingData, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ds, ok := d.sets[id]
@@ -67,7 +75,15 @@ func (d *datasets) OpenForTraining(ctx context.Context, id string, version int) 
 	}
 	c, _ := rampart.CallerFrom(ctx)
 	header := strings.Split(strings.SplitN(ds.csv, "\n", 2)[0], ",")
-	return &jobs.TrainingData{ReadCloser: io.NopCloser(strings.NewReader(ds.csv)), DatasetID: id, TenantID: c.Principal.TenantID,
+	var r io.Reader = strings.NewReader(ds.csv)
+	if ds.tamperStream && mode == jobs.OpenTrain {
+		head := ds.csv
+		if ds.cut > 0 {
+			head = head[:ds.cut]
+		}
+		r = io.MultiReader(strings.NewReader(head), iotest.ErrReader(fmt.Errorf("plaintext digest mismatch: %w", barrier.ErrIntegrity)))
+	}
+	return &jobs.TrainingData{ReadCloser: io.NopCloser(r), DatasetID: id, TenantID: c.Principal.TenantID,
 		Version: 1, Digest: digest, Columns: header, GrantID: "dg_test", Grantee: "principal:" + c.Principal.ID,
 		RequireDP: ds.requireDP, MaxEpsilon: ds.maxEpsilon}, nil
 }
@@ -392,6 +408,42 @@ func TestFailures(t *testing.T) {
 			}
 			t.Logf("%s: %s", c.name, j.Reason)
 		})
+	}
+}
+
+// TestTamperedStream: data verified as it streams (jobs.OpenTrain) that
+// fails its check at the end, or part-way, fails the job at its first
+// attempt with the reason, and nothing is trained: no progress event (the
+// worker reports progress only once it has parsed all its data, which it
+// never gets the end of) and no artifact (DATA-3, fail closed).
+func TestTamperedStream(t *testing.T) {
+	e := newEnv(t, 2)
+	csv := classification(2000)
+	for _, cut := range []int{0, len(csv) / 2} {
+		id := e.add(dataset{csv: csv, tamperStream: true, cut: cut})
+		j, err := e.svc.Submit(e.ctx, rampart.JobSpec{DatasetID: id, Target: "y", Algorithm: "logreg"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, evs := e.wait(t, j.ID)
+		if j.State != rampart.JobFailed || !strings.Contains(j.Reason, "integrity") || j.Attempt != 1 || j.Result != nil {
+			t.Fatalf("cut %d: job %s attempt %d %q result %+v", cut, j.State, j.Attempt, j.Reason, j.Result)
+		}
+		for _, ev := range evs {
+			if ev.Type == rampart.EventProgress || ev.Type == rampart.EventRetrying {
+				t.Fatalf("cut %d: the tampered data reached training: %+v", cut, evs)
+			}
+		}
+		t.Logf("cut %d: %s", cut, j.Reason)
+	}
+	// The same data, untampered, trains (the test is not vacuous).
+	id := e.add(dataset{csv: csv})
+	j, err := e.svc.Submit(e.ctx, rampart.JobSpec{DatasetID: id, Target: "y", Algorithm: "logreg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, evs := e.wait(t, j.ID); j.State != rampart.JobSucceeded || !slices.ContainsFunc(evs, func(ev rampart.JobEvent) bool { return ev.Type == rampart.EventProgress }) {
+		t.Fatalf("untampered: %s %q %+v", j.State, j.Reason, evs)
 	}
 }
 

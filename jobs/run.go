@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -14,6 +15,10 @@ import (
 	"github.com/rampart-mlaas/rampart/executor"
 	"github.com/rampart-mlaas/rampart/ml"
 )
+
+// invalidArtifact is the reason of a job whose worker returned bytes that
+// are not a canonical model.
+const invalidArtifact = "the training process returned an invalid artifact"
 
 // progressEvery throttles stored progress events per job; the first one
 // is always stored at once.
@@ -38,6 +43,36 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		s.mu.Unlock()
 	}()
 
+	// The creator and the dataset never change after admission: read them
+	// first, so that opening the data (authorization, use record, DATA-7)
+	// overlaps the durable `running` update instead of following it.
+	cur, err := s.d.Store.GetJob(wctx, id)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", id, err)
+	}
+	if cur.State.Final() {
+		return nil
+	}
+	type openResult struct {
+		p        rampart.Principal
+		td       *TrainingData
+		err      error
+		inactive bool
+	}
+	opened := make(chan openResult, 1)
+	go func() {
+		// The job runs as its creator: a disabled principal or a revoked
+		// grant stops it before any data is read (DATA-7).
+		p, err := s.d.Store.GetPrincipal(wctx, cur.CreatedBy)
+		if err != nil || p.Disabled {
+			opened <- openResult{inactive: true}
+			return
+		}
+		actx := rampart.WithCaller(runCtx, rampart.Caller{Principal: p, RequestID: "job:" + id})
+		td, err := s.d.Datasets.OpenForTraining(actx, cur.Spec.DatasetID, cur.Spec.DatasetVersion, OpenTrain)
+		opened <- openResult{p: p, td: td, err: err}
+	}()
+
 	started := s.now().UTC()
 	j, ev, err := s.d.Store.UpdateJob(wctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
 		if j.State.Final() {
@@ -51,6 +86,10 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		j.Progress = rampart.JobProgress{}
 		return &rampart.JobEvent{Time: started, Type: t, Attempt: attempt, Message: msg}, true
 	})
+	o := <-opened
+	if o.td != nil {
+		defer o.td.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("job %s: %w", id, err)
 	}
@@ -64,17 +103,16 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		_, err := s.finishRun(wctx, id, rampart.JobFailed, reason, nil, iso)
 		return err
 	}
-	// The job runs as its creator: a disabled principal or a revoked grant
-	// stops it before any data is read (DATA-7).
-	p, err := s.d.Store.GetPrincipal(wctx, j.CreatedBy)
-	if err != nil || p.Disabled {
+	if o.inactive {
 		return fail("the principal who submitted the job is no longer active")
 	}
-	actx := rampart.WithCaller(runCtx, rampart.Caller{Principal: p, RequestID: "job:" + id})
-	td, err := s.d.Datasets.OpenForTraining(actx, j.Spec.DatasetID, j.Spec.DatasetVersion)
-	if err != nil {
+	p, td := o.p, o.td
+	if err := o.err; err != nil {
 		if runCtx.Err() != nil {
 			return s.interrupted(wctx, id, attempt, maxAttempts, runCtx.Err())
+		}
+		if errors.Is(err, barrier.ErrIntegrity) {
+			return s.integrityFailed(wctx, j, err, fail)
 		}
 		code := rampart.ErrorCode(err)
 		if code == rampart.CodeUnavailable {
@@ -82,29 +120,57 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		}
 		return fail("cannot read the training data: " + errString(err))
 	}
-	defer td.Close()
 	// DATA-3: the version trained on is the one admitted, byte for byte.
 	if td.Digest != j.DatasetDigest {
 		return fail("the dataset version's digest changed since the job was admitted")
 	}
 
+	// Progress is stored by a goroutine of its own: the frame loop (and so
+	// the worker's output pipe, which carries the artifact) never waits on
+	// a durable write. It is drained before the job's final update, so the
+	// events keep their order.
+	type stored struct {
+		pr  executor.Progress
+		now time.Time
+	}
+	progCh := make(chan stored, 16)
+	progDone := make(chan struct{})
+	go func() {
+		defer close(progDone)
+		for st := range progCh {
+			pr, now := st.pr, st.now
+			_, ev, err := s.d.Store.UpdateJob(wctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
+				if j.State != rampart.JobRunning || j.Attempt != attempt {
+					return nil, false
+				}
+				j.Progress = rampart.JobProgress{Stage: pr.Stage, Step: pr.Step, Total: pr.Total, Loss: pr.Loss}
+				return &rampart.JobEvent{Time: now, Type: rampart.EventProgress, Attempt: attempt, Stage: pr.Stage,
+					Step: pr.Step, Total: pr.Total, Loss: pr.Loss}, true
+			})
+			if err == nil && ev != nil {
+				s.publish(*ev)
+			}
+		}
+	}()
+	var progOnce sync.Once
+	waitProgress := func() { progOnce.Do(func() { close(progCh); <-progDone }) }
+	defer waitProgress()
 	var lastStored time.Time
 	progress := func(pr executor.Progress) {
 		now := s.now().UTC()
 		if !lastStored.IsZero() && now.Sub(lastStored) < progressEvery && pr.Stage != "done" {
 			return
 		}
-		lastStored = now
-		_, ev, err := s.d.Store.UpdateJob(wctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
-			if j.State != rampart.JobRunning || j.Attempt != attempt {
-				return nil, false
+		select {
+		case progCh <- stored{pr, now}:
+			lastStored = now
+		default:
+			// The store is far behind (16 updates at most every 500 ms):
+			// skip this report; the last one is still waited for.
+			if pr.Stage == "done" {
+				progCh <- stored{pr, now}
+				lastStored = now
 			}
-			j.Progress = rampart.JobProgress{Stage: pr.Stage, Step: pr.Step, Total: pr.Total, Loss: pr.Loss}
-			return &rampart.JobEvent{Time: now, Type: rampart.EventProgress, Attempt: attempt, Stage: pr.Stage,
-				Step: pr.Step, Total: pr.Total, Loss: pr.Loss}, true
-		})
-		if err == nil && ev != nil {
-			s.publish(*ev)
 		}
 	}
 	spec := executor.Spec{Algorithm: j.Spec.Algorithm, Task: j.Spec.Task, Target: j.Spec.Target, Features: j.Spec.Features,
@@ -116,8 +182,15 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second}
 	res, err := s.d.Executor.Run(runCtx, spec, td, lim, progress)
 	if err != nil {
+		waitProgress()
 		var f *executor.Failure
 		switch {
+		case errors.Is(err, barrier.ErrIntegrity) && runCtx.Err() == nil:
+			// DATA-3: the stream failed its check (a segment's
+			// authentication or the digest at the end); the worker was
+			// killed before it received the end of its data, so it never
+			// trained.
+			return s.integrityFailed(wctx, j, err, fail)
 		case errors.As(err, &f) && f.Kind == executor.FailCancelled:
 			cur, gerr := s.d.Store.GetJob(wctx, id)
 			if gerr == nil && cur.State.Final() {
@@ -135,9 +208,14 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	}
 	iso = res.Isolation
 	// The parent never trusts the child's bytes: the artifact must parse as
-	// a canonical model before it is kept.
-	if _, err := ml.Unmarshal(res.Artifact); err != nil {
-		return fail("the training process returned an invalid artifact")
+	// a canonical model before it is kept. With a registry, RegisterTrained
+	// parses it before it signs or stores anything (one parse, not three);
+	// without one, it is parsed here.
+	if s.d.Registrar == nil {
+		if _, err := ml.Unmarshal(res.Artifact); err != nil {
+			waitProgress()
+			return fail(invalidArtifact)
+		}
 	}
 	sum := sha256.Sum256(res.Artifact)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
@@ -151,6 +229,11 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 			DatasetName: td.DatasetName, DatasetVersion: td.Version,
 			GrantID: td.GrantID, DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta, StartedAt: started, FinishedAt: finished})
 		if err != nil {
+			waitProgress()
+			var re *rampart.Error
+			if errors.As(err, &re) && re.Code == rampart.CodeInvalid && re.Field == "artifact" {
+				return fail(invalidArtifact)
+			}
 			if rampart.ErrorCode(err) == rampart.CodeUnavailable || rampart.ErrorCode(err) == rampart.CodeInternal {
 				return s.retryOrFail(wctx, id, attempt, maxAttempts, "the model registry is unavailable", err)
 			}
@@ -163,12 +246,22 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 			return s.retryOrFail(wctx, id, attempt, maxAttempts, "storing the artifact failed", err)
 		}
 	}
+	waitProgress()
 	_, err = s.finishRun(wctx, id, rampart.JobSucceeded, "", result, iso)
 	if err != nil {
 		return fmt.Errorf("job %s: %w", id, err)
 	}
-	s.audit(wctx, j, "job.succeeded", digest)
+	s.audit(wctx, j, "job.succeeded", "ok", digest)
 	return nil
+}
+
+// integrityFailed fails a job whose training data failed its integrity
+// check (DATA-3), with an audit record; it is not retried, the stored
+// version is bad.
+func (s *Service) integrityFailed(ctx context.Context, j rampart.Job, err error, fail func(string) error) error {
+	s.log.Error("jobs: training data failed its integrity check", "job", j.ID, "err", err)
+	s.audit(ctx, j, "job.train", "integrity_failed", "")
+	return fail("the dataset version failed its integrity check (its stored bytes do not match its digest); nothing was trained")
 }
 
 // retryOrFail returns err (River retries) while attempts remain, else
@@ -189,9 +282,9 @@ func (s *Service) interrupted(ctx context.Context, id string, attempt, maxAttemp
 }
 
 // audit records a job outcome (lineage dataset → job → model, AUDIT-5).
-func (s *Service) audit(ctx context.Context, j rampart.Job, action, digest string) {
+func (s *Service) audit(ctx context.Context, j rampart.Job, action, outcome, digest string) {
 	if err := s.d.Audit.Record(ctx, rampart.AuditEvent{Time: s.now().UTC(), TenantID: j.TenantID, Principal: j.CreatedBy,
-		Action: action, Resource: "job/" + j.ID, Allow: true, Outcome: "ok", RequestID: "job:" + j.ID, Digest: digest,
+		Action: action, Resource: "job/" + j.ID, Allow: true, Outcome: outcome, RequestID: "job:" + j.ID, Digest: digest,
 		Details: map[string]string{"dataset": j.Spec.DatasetID, "dataset_digest": j.DatasetDigest}}); err != nil {
 		s.log.Warn("jobs: audit job outcome", "job", j.ID, "err", err)
 	}

@@ -2,15 +2,23 @@ package jobs_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
+	"github.com/rampart-mlaas/rampart/authz"
+	"github.com/rampart-mlaas/rampart/barrier"
+	dsvc "github.com/rampart-mlaas/rampart/dataset"
 	"github.com/rampart-mlaas/rampart/httpapi"
 	"github.com/rampart-mlaas/rampart/servertest"
 )
@@ -163,4 +171,67 @@ func listJobs(t *testing.T, a *servertest.Actor) []rampart.Job {
 		t.Fatal(err)
 	}
 	return l.Items
+}
+
+// TestStreamedUseTamper covers the dataset use the job's start takes
+// (dataset.UseOptions{Streamed, Latest}, DATA-3, DATA-7) on the real
+// stores: the untampered stream reads back whole and ends in a clean EOF;
+// after one flipped byte in the stored ciphertext, wherever it is, the
+// streamed use never ends in EOF (the error matches barrier.ErrIntegrity),
+// while the verified use (admission) is refused before anything is
+// returned, and so is a job submitted on it. Version 0 with Latest is the
+// latest version; without Latest it is not found.
+func TestStreamedUseTamper(t *testing.T) {
+	e := servertest.Start(t)
+	owner := e.Tenant(t, "owner")
+	dp := e.Actor(t, owner, "provider", rampart.RoleDataProvider)
+	md := e.Actor(t, owner, "developer", rampart.RoleModelDeveloper)
+	ds := e.Dataset(t, dp, "credit", "y")
+	csv := classification(3000)
+	e.Upload(t, dp, ds.ID, csv)
+	e.Upload(t, dp, ds.ID, csv)
+	svc := dsvc.New(e.Server.DB, e.Server.Barrier, nopAudit{}, nil, nil)
+	ctx := rampart.WithCaller(context.Background(), rampart.Caller{Principal: md.Principal, RequestID: "test"})
+	stream := func(version int) ([]byte, error) {
+		u, err := svc.OpenUse(ctx, ds.ID, version, authz.PurposeTrain, dsvc.UseOptions{Latest: true, Streamed: true})
+		if err != nil {
+			t.Fatalf("streamed open: %v", err)
+		}
+		defer u.Close()
+		if u.Version.Version != 2 {
+			t.Fatalf("version %d opened for %d", u.Version.Version, version)
+		}
+		return io.ReadAll(u)
+	}
+	got, err := stream(0)
+	if err != nil || string(got) != csv {
+		t.Fatalf("untampered stream: %v (%d of %d bytes)", err, len(got), len(csv))
+	}
+	if _, err := svc.OpenUse(ctx, ds.ID, 0, authz.PurposeTrain, dsvc.UseOptions{}); rampart.ErrorCode(err) != rampart.CodeNotFound {
+		t.Fatalf("version 0 without Latest: %v", err)
+	}
+
+	ref := barrier.Ref{Tenant: owner.ID, Kind: "dataset", ID: ds.ID, Version: 2}
+	blobPath := filepath.Join(e.DataDir, "blobs", filepath.FromSlash(ref.BlobKey()))
+	orig, err := os.ReadFile(blobPath)
+	if err != nil {
+		t.Fatalf("find blob: %v", err)
+	}
+	for _, at := range []int{len(orig) / 3, len(orig) / 2, len(orig) - 20} {
+		raw := bytes.Clone(orig)
+		raw[at] ^= 1
+		if err := os.WriteFile(blobPath, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream(2); !errors.Is(err, barrier.ErrIntegrity) {
+			t.Fatalf("byte %d flipped: streamed use ended with %v, want an integrity error", at, err)
+		}
+		if _, err := svc.OpenUse(ctx, ds.ID, 2, authz.PurposeTrain, dsvc.UseOptions{}); !errors.Is(err, barrier.ErrIntegrity) {
+			t.Fatalf("byte %d flipped: verified use: %v", at, err)
+		}
+		body := fmt.Sprintf(`{"dataset_id":%q,"target":"y","algorithm":"logreg"}`, ds.ID)
+		if st, b := e.Raw(t, "POST", "/v1/jobs", md.Token, strings.NewReader(body), map[string]string{"Content-Type": "application/json"}); st < 400 {
+			t.Fatalf("byte %d flipped: job admitted: %d %s", at, st, b)
+		}
+	}
 }

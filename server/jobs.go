@@ -15,7 +15,6 @@ import (
 	"github.com/rampart-mlaas/rampart/dataset"
 	"github.com/rampart-mlaas/rampart/executor"
 	"github.com/rampart-mlaas/rampart/jobs"
-	"github.com/rampart-mlaas/rampart/ml"
 	"github.com/rampart-mlaas/rampart/registry"
 )
 
@@ -59,18 +58,14 @@ func openJobs(ctx context.Context, s *Server) error {
 // datasetsAdapter gives jobs the dataset service's training use.
 type datasetsAdapter struct{ ds *dataset.Service }
 
-func (a datasetsAdapter) OpenForTraining(ctx context.Context, id string, version int) (*jobs.TrainingData, error) {
-	if version == 0 {
-		d, err := a.ds.Get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if d.Latest == 0 {
-			return nil, rampart.Invalid("dataset_id", "the dataset has no version yet")
-		}
-		version = d.Latest
-	}
-	u, err := a.ds.Open(ctx, id, version, authz.PurposeTrain)
+func (a datasetsAdapter) OpenForTraining(ctx context.Context, id string, version int, mode jobs.OpenMode) (*jobs.TrainingData, error) {
+	// Version 0 (latest) is resolved inside the use's own authorization and
+	// audit event (no separate dataset read with two records of its own).
+	// At the job's start the data is decrypted once and verified as it
+	// streams (DATA-3, see jobs.Datasets: the worker gets the end of its
+	// data only after the digest matched); at admission it is verified
+	// before it is returned, so a tampered version is refused at submit.
+	u, err := a.ds.OpenUse(ctx, id, version, authz.PurposeTrain, dataset.UseOptions{Latest: true, Streamed: mode == jobs.OpenTrain})
 	if err != nil {
 		return nil, err
 	}
@@ -126,9 +121,9 @@ func (a registrarAdapter) RegisterTrained(ctx context.Context, t jobs.Trained) (
 	if in.ModelName == "" {
 		in.ModelName = t.DatasetName + "-" + t.Job.Spec.Algorithm
 	}
-	if m, err := ml.Unmarshal(t.Artifact); err == nil && m.DP != nil {
-		in.DP = &registry.DPParams{Epsilon: m.DP.Epsilon, Delta: m.DP.Delta, NoiseMultiplier: m.DP.NoiseMultiplier, Private: m.DP.Private}
-	}
+	// The DP guarantee comes from the artifact itself: RegisterTrained
+	// parses it (the one parse of the artifact in the parent) and takes
+	// in.DP from the model when it is nil.
 	mv, err := a.reg.RegisterTrained(ctx, in)
 	if err != nil {
 		return "", 0, err
