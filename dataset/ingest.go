@@ -214,6 +214,10 @@ func newSetup(hdr [][]byte, opt Options) (*setup, error) {
 // blockSize is the bytes read per piece (a variable for tests).
 var blockSize = 1 << 20
 
+// useBatch: in-memory pieces are scanned in batches and profiled a column
+// at a time (off in tests, to compare with one record at a time).
+var useBatch = true
+
 const streamBatchRows = 4096 // rows per result batch of a streamed piece
 
 // ingestion is one Ingest run: a producer reading and splitting the
@@ -569,8 +573,10 @@ var errStopped = errors.New("ingest: stopped")
 
 // shard is one worker's statistics.
 type shard struct {
-	p   *profiler
-	smp *rowSample
+	p     *profiler
+	smp   *rowSample
+	batch *fieldBatch
+	rec   [][]byte
 }
 
 func (in *ingestion) worker(sh *shard) {
@@ -654,7 +660,29 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 	pieceKey := splitmix(in.opt.Seed ^ splitmix(p.idx+0x51ed27))
 	o := &pieceOut{}
 	var scratch []byte
+	var fbat *fieldBatch
+	var keys []uint64
+	if cr != nil && cr.utf8OK && useBatch {
+		if sh.batch == nil || sh.batch.ncol != ncol {
+			sh.batch = newFieldBatch(ncol, batchRows)
+		}
+		fbat, keys = sh.batch, make([]uint64, batchRows)
+	}
 	for {
+		if fbat != nil {
+			if n := cr.scanBatch(fbat); n > 0 {
+				if in.stopped.Load() {
+					o.err = errStopped
+					break
+				}
+				if err := in.ctx.Err(); err != nil {
+					o.err = fmt.Errorf("ingest: %w", err)
+					break
+				}
+				in.profileBatch(sh, p, o, cr.buf, fbat, cr.row-n, pieceKey, keys[:n], piiSeen, &scratch)
+				continue
+			}
+		}
 		rec, err := src.next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {

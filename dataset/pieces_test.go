@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -64,6 +66,7 @@ func checkScanners(t *testing.T, in []byte, maxField, maxCols int) {
 	if fmt.Sprint(a) != fmt.Sprint(c) || fmt.Sprint(b) != fmt.Sprint(c) {
 		t.Fatalf("records differ on %q:\nmemory %q\nstream %q\nbytewise %q", in, a, b, c)
 	}
+	checkBatched(t, in, maxField, maxCols)
 	if cerr != nil || bytes.IndexByte(in, '\r') >= 0 {
 		return // encoding/csv folds CRLF inside quotes and checks nothing of UTF-8
 	}
@@ -78,10 +81,70 @@ func checkScanners(t *testing.T, in []byte, maxField, maxCols int) {
 	}
 }
 
+// readPositions reads every record with its row and line, by Read alone
+// or, with a batch, by scanBatch wherever it takes the records (ncol
+// fields) and Read for the others, as runPiece does.
+func readPositions(r *CSVReader, b *fieldBatch) (recs []string, err error) {
+	for range 100_000 {
+		if b != nil {
+			if n := r.scanBatch(b); n > 0 {
+				row0 := r.row - n
+				for k := range n {
+					f := make([]string, b.ncol)
+					for i := range f {
+						f[i] = string(b.field(r.buf, k, i))
+					}
+					recs = append(recs, fmt.Sprintf("%d:%d:%q", row0+k, b.line[k], f))
+				}
+				if r.Row() != row0+n-1 || r.Line() != b.line[n-1] {
+					return recs, fmt.Errorf("reader at row %d line %d after a batch ending at row %d line %d", r.Row(), r.Line(), row0+n-1, b.line[n-1])
+				}
+				continue
+			}
+		}
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return recs, nil
+		}
+		if err != nil {
+			return recs, err
+		}
+		f := make([]string, len(rec))
+		for i := range rec {
+			f[i] = string(rec[i])
+		}
+		recs = append(recs, fmt.Sprintf("%d:%d:%q", r.Row(), r.Line(), f))
+	}
+	return recs, nil
+}
+
+// checkBatched: scanning in batches (with the field count of the first
+// record, and of the first plus one) reads the same records at the same
+// rows and lines, and ends with the same error, as Read alone.
+func checkBatched(t *testing.T, in []byte, maxField, maxCols int) {
+	t.Helper()
+	ref := newCSVBytes(in)
+	ref.MaxField, ref.MaxColumns = maxField, maxCols
+	want, werr := readPositions(ref, nil)
+	first, _ := newCSVBytes(in).Read()
+	for _, ncol := range []int{len(first), len(first) + 1} {
+		for _, size := range []int{1, 3, batchRows} {
+			r := newCSVBytes(in)
+			r.MaxField, r.MaxColumns = maxField, maxCols
+			got, gerr := readPositions(r, newFieldBatch(ncol, size))
+			if errString(gerr) != errString(werr) || fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("batches of %d records of %d fields differ on %q:\nRead   %q %v\nbatch  %q %v", size, ncol, in, want, werr, got, gerr)
+			}
+		}
+	}
+}
+
 var scannerSeeds = []string{
 	"a,b\n1,2\n", "a\n\"x\"\"y\"\n", "a\n\"\n", "\xff", "a,b\r\n\"1\r\n2\",3", ",,,\n\n\r\r\n", "\"a\"b",
 	"a,b\n\"q, r\",2\n\"\",\"\"\n", "a,b\n\"q\"\r\n\"x\",\"y\"\r\n", "a\n\"\xc3\xa9\"\n", "a\n\"x\n", "a,b\n\"x\",\n",
 	"a\n\"x\"\"\"\n", "a,b\n1,\"2\"3\n", "a\n\"x\x00\"\n", "a\n\"unterminated", "a,b\n\"x\",\"y\"",
+	"a,b\n1,2\n\n3,4\r\n5,\"6\"\r\n\"7\",8\n9,10,11\n12\n", "id,x,y\n1,  a b ,c!#$%&'()*+\n2,\"p,q\",\"\"\n3,x,y",
+	"a,b\n" + strings.Repeat("x", 40) + ",1\n1," + strings.Repeat("y", 33) + "\n", "a,b\n1,2\r3,4\n", "a,b\n\r\n1,2\n",
 }
 
 func TestScannersAgree(t *testing.T) {
@@ -140,6 +203,12 @@ func checkPieces(t *testing.T, in []byte, opt Options) {
 	if a != b {
 		t.Fatalf("pieces change the result on %q:\none piece: %s\n16-byte pieces: %s", in, a, b)
 	}
+	useBatch = false
+	rec, err3 := Ingest(context.Background(), bytes.NewReader(in), opt, io.Discard)
+	useBatch = true
+	if c := summary(t, rec, err3); c != a {
+		t.Fatalf("batches change the result on %q:\nbatches: %s\none record at a time: %s", in, a, c)
+	}
 	if err2 == nil && !bytes.Equal(got.Bytes(), in) {
 		t.Fatalf("sink got %q, want %q", got.Bytes(), in)
 	}
@@ -182,4 +251,90 @@ func FuzzIngestPieces(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkPieces(t, in, Options{Label: "y", MaxFieldBytes: 64, MaxColumns: 32, ScreenRows: 50})
 	})
+}
+
+// TestBatchProfilesExact: profiling in batches, a column at a time (with
+// the numeric loop past the probe rows), gives exactly the report of one
+// record at a time: moments to the last bit, samples, sketches, PII rows,
+// formula cells, duplicates, errors. The data has numeric columns that
+// turn text, decimals and integers, card numbers and phone numbers inside
+// numbers, quoted fields, blank lines and CRLF.
+func TestBatchProfilesExact(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("id,amount,num2text,card,phone,note,cat,label\n")
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 30_000 {
+		n2t := strconv.Itoa(r.IntN(1000))
+		if i == 17_000 {
+			n2t = "oops"
+		}
+		card := strconv.Itoa(r.IntN(1_000_000))
+		if i%997 == 0 {
+			card = "4111111111111111"
+		}
+		phone := strconv.Itoa(r.IntN(90))
+		if i%1201 == 0 {
+			phone = "+442079460958"
+		}
+		note := []string{"", "\"x, y\"", "=1+2", "-3", "a@b.io x", "plain"}[r.IntN(6)]
+		amount := strconv.FormatFloat(float64(r.IntN(1_000_000))/100, 'f', -1, 64)
+		if i%500 == 0 {
+			amount = ""
+		}
+		fmt.Fprintf(&b, "%d,%s,%s,%s,%s,%s,%c,%d", i%20_000, amount, n2t, card, phone, note, 'a'+r.IntN(30), r.IntN(2))
+		switch i % 50 {
+		case 0:
+			b.WriteString("\r\n")
+		case 1:
+			b.WriteString("\n\n")
+		default:
+			b.WriteString("\n")
+		}
+	}
+	in := []byte(b.String())
+	// One piece: which worker takes which piece would change the order of
+	// floating-point additions between runs.
+	old := blockSize
+	blockSize = 4 << 20
+	defer func() { blockSize = old }()
+	for _, opt := range []Options{{}, {Label: "label"}, {Label: "label", ScreenRows: 100}} {
+		run := func(batch bool) string {
+			useBatch = batch
+			defer func() { useBatch = true }()
+			res, err := Ingest(context.Background(), bytes.NewReader(in), opt, io.Discard)
+			if err != nil {
+				return "error: " + err.Error()
+			}
+			rb, _ := json.Marshal(res.Report)
+			sb, _ := json.Marshal(res.Sample)
+			return string(rb) + string(sb)
+		}
+		if a, b := run(true), run(false); a != b {
+			i := 0
+			for i < min(len(a), len(b)) && a[i] == b[i] {
+				i++
+			}
+			t.Fatalf("batches change the report (label %q) at byte %d:\n%s\n%s", opt.Label, i, a[max(0, i-200):min(len(a), i+200)], b[max(0, i-200):min(len(b), i+200)])
+		}
+	}
+	// The same with a ragged row, an invalid byte and a schema violation late in the file.
+	for _, bad := range []string{"1,2\n", "1,2,3,4,5,6,7,8\n", "\x00,1,1,1,1,1,a,1\n"} {
+		sfx := append(append([]byte{}, in...), bad...)
+		sfx = append(sfx, "5,6,7,8,9,10,a,1\n"...)
+		useBatch = false
+		_, e1 := Ingest(context.Background(), bytes.NewReader(sfx), Options{}, io.Discard)
+		useBatch = true
+		_, e2 := Ingest(context.Background(), bytes.NewReader(sfx), Options{}, io.Discard)
+		if errString(e1) != errString(e2) || (e2 == nil) != (bad == "1,2,3,4,5,6,7,8\n") {
+			t.Fatalf("errors for %q: one record at a time %v, batches %v", bad, e1, e2)
+		}
+	}
+	// The batch path is the one taken on this data.
+	cr := newCSVBytes(in)
+	if _, err := cr.Read(); err != nil {
+		t.Fatal(err)
+	}
+	if n := cr.scanBatch(newFieldBatch(8, batchRows)); n != batchRows {
+		t.Fatalf("scanBatch took %d records, want %d", n, batchRows)
+	}
 }

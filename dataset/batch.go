@@ -1,0 +1,333 @@
+package dataset
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/maphash"
+	"math"
+	"math/bits"
+)
+
+// fieldBatch holds up to max records of ncol fields scanned by scanBatch,
+// column-major: field i of record r is buf[s:e] with s, e the low and high
+// halves of fb[i*max+r], so a column's fields are contiguous for the
+// per-column profiling loops.
+type fieldBatch struct {
+	ncol, max, n int
+	fb           []uint64
+	line         []int    // line on which each record starts
+	ls, le       []uint32 // each record's line (without its line end)
+	quoted       []bool   // the record has a quoted field: its line is not its fields joined by commas
+}
+
+func newFieldBatch(ncol, max int) *fieldBatch {
+	return &fieldBatch{ncol: ncol, max: max, fb: make([]uint64, ncol*max), line: make([]int, max),
+		ls: make([]uint32, max), le: make([]uint32, max), quoted: make([]bool, max)}
+}
+
+// field returns field i of record r.
+func (b *fieldBatch) field(buf []byte, r, i int) []byte {
+	return span(buf, b.fb[i*b.max+r])
+}
+
+// span returns the bytes of buf between the bounds packed in x.
+func span(buf []byte, x uint64) []byte {
+	s, e := uint32(x), uint32(x>>32)
+	return buf[s:e:e]
+}
+
+func bounds(s, e int) uint64 { return uint64(uint32(s)) | uint64(e)<<32 }
+
+// col returns column i's bounds for the batch's records.
+func (b *fieldBatch) col(i int) []uint64 {
+	k := i * b.max
+	return b.fb[k : k+b.n]
+}
+
+// lowBytes flags (0x80 in the byte) exactly the bytes of x below 0x2D: the
+// separators ',' and '\n', and '"', '\r' and NUL, which all need a look
+// (and space, '!' and '#'…'+', which do not). No carry crosses bytes:
+// (b&0x7F)+0x53 ≤ 0xD2.
+func lowBytes(x uint64) uint64 {
+	return ^(((x & 0x7F7F7F7F7F7F7F7F) + 0x5353535353535353) | x) & 0x8080808080808080
+}
+
+// scanBatch scans up to b.max records of exactly b.ncol fields each from
+// an in-memory buffer known to be valid UTF-8 (utf8OK), recording their
+// field bounds instead of slices, eight bytes at a time. It takes only the
+// records fastRecordUTF8 takes (unquoted fields and quoted fields without
+// escaped quotes, line breaks or NUL), and only with the header's field
+// count and fields within MaxField; it stops before any other record, and
+// before a record not ended by a line end within the buffer, so that Read
+// takes that record (and reports its errors exactly). Blank lines are
+// skipped as Read skips them, except a CR at a record's start. Row and
+// line counting is Read's: after scanBatch, Read continues where it
+// stopped. It returns the number of records scanned (b.n).
+func (c *CSVReader) scanBatch(b *fieldBatch) int {
+	buf := c.buf[:c.end]
+	ncol, stride := b.ncol, b.max
+	fb := b.fb[:ncol*b.max]
+	maxField := c.MaxField
+	n, pos, line := 0, c.pos, c.line
+	if !c.utf8OK || len(buf) > math.MaxUint32 || ncol == 0 {
+		b.n = 0
+		return 0
+	}
+records:
+	for n < b.max && pos < len(buf) {
+		if buf[pos] == '\n' {
+			pos++
+			line++
+			continue
+		}
+		if buf[pos] == '\r' {
+			break
+		}
+		// i indexes the current field's bounds, last those of the
+		// record's last field.
+		st, i, last := pos, n, n+(ncol-1)*stride
+		quoted := false
+		lineEnd, next := 0, 0
+		j := pos
+	scan:
+		for {
+			var m uint64
+			if j+8 <= len(buf) {
+				m = lowBytes(binary.LittleEndian.Uint64(buf[j:]))
+			} else {
+				if j >= len(buf) {
+					break records // no line end: Read takes the last record
+				}
+				for k := j; k < len(buf); k++ {
+					if buf[k] < 0x2D {
+						m |= 0x80 << (8 * (k - j))
+					}
+				}
+			}
+			base := j
+			j += 8
+			for m != 0 {
+				k := base + bits.TrailingZeros64(m)>>3
+				m &= m - 1
+				x := buf[k]
+				if x == ',' {
+					if i == last {
+						break records
+					}
+					fb[i] = bounds(st, k)
+					i += stride
+					st = k + 1
+					continue
+				}
+				switch x {
+				case '\n', '\r':
+					end := k + 1
+					if buf[k] == '\r' {
+						if k+1 >= len(buf) || buf[k+1] != '\n' {
+							break records
+						}
+						end = k + 2
+					}
+					if i != last {
+						break records
+					}
+					fb[i] = bounds(st, k)
+					lineEnd, next = k, end
+					break scan
+				case '"':
+					if k != st {
+						break records // a bare quote
+					}
+					q := bytes.IndexByte(buf[k+1:], '"')
+					if q < 0 {
+						break records
+					}
+					e := k + 1 + q
+					for _, x := range buf[k+1 : e] {
+						if x <= '\r' && (x == '\n' || x == '\r' || x == 0) {
+							break records
+						}
+					}
+					if e+1 >= len(buf) {
+						break records
+					}
+					switch buf[e+1] {
+					case ',':
+						if i == last {
+							break records
+						}
+						fb[i] = bounds(k+1, e)
+						i += stride
+						st = e + 2
+						quoted = true
+						j = e + 2
+						continue scan
+					case '\n':
+						if i != last {
+							break records
+						}
+						fb[i] = bounds(k+1, e)
+						lineEnd, next = e+1, e+2
+						quoted = true
+						break scan
+					case '\r':
+						if i != last || e+2 >= len(buf) || buf[e+2] != '\n' {
+							break records
+						}
+						fb[i] = bounds(k+1, e)
+						lineEnd, next = e+1, e+3
+						quoted = true
+						break scan
+					}
+					break records
+				case 0:
+					break records
+				}
+			}
+		}
+		if lineEnd-pos > maxField {
+			// A field may exceed MaxField: Read reports it.
+			for f := n; f <= last; f += stride {
+				if x := fb[f]; int(x>>32)-int(uint32(x)) > maxField {
+					break records
+				}
+			}
+		}
+		b.line[n] = line
+		b.ls[n], b.le[n] = uint32(pos), uint32(lineEnd)
+		b.quoted[n] = quoted
+		n++
+		line++
+		pos = next
+	}
+	b.n = n
+	if n > 0 {
+		c.start = b.line[n-1]
+		c.row += n
+		c.rawLine = nil
+	}
+	c.pos, c.line = pos, line
+	return n
+}
+
+// batchRows is the records per batch: the bounds of a batch of 12 columns
+// take 24 KiB, within the L1 data cache.
+const batchRows = 256
+
+// addCol profiles column c's fields of a batch (bounds into buf, the rows'
+// sampling keys, rows row0, row0+1, …) exactly as add would one field at a
+// time, in row order, and records up to maxPIIRows PII rows per piece. A
+// numeric column past the probe rows takes a loop without the category
+// sketch and the boolean test (add would skip them too); any field that
+// is not a plain number goes through add.
+func (c *colStats) addCol(buf []byte, bnds []uint64, keys []uint64, row0 int, col int32, seen *uint8, out *[]piiRow) {
+	bnds = bnds[:len(keys)]
+	for r, key := range keys {
+		f := span(buf, bnds[r])
+		var bits uint8
+		if c.nonNum == 0 && c.nonBool != 0 && c.count >= catProbeRows && len(f) > 0 {
+			v, ok := parseNumber(f)
+			if !ok {
+				bits = c.add(f, key)
+			} else {
+				// add's path for a number once the probe rows are over.
+				c.count++
+				c.sumLen += int64(len(f))
+				if len(f) > c.maxLen {
+					c.maxLen = len(f)
+				}
+				c.addNumber(v, key)
+				if c.nonInt == 0 && v != math.Trunc(v) {
+					c.nonInt++
+				}
+				if len(f) >= 9 {
+					if bits = DetectPII(f, true); bits != 0 {
+						c.pii.count(bits)
+					}
+				}
+			}
+		} else {
+			bits = c.add(f, key)
+		}
+		if bits != 0 && *seen < maxPIIRows {
+			*seen++
+			*out = append(*out, piiRow{col: col, row: int64(row0 + r)})
+		}
+	}
+}
+
+// profileBatch does runPiece's per-record work for a scanned batch whose
+// first record is row row0: schema checks in row order (violations are
+// listed in file order), then one loop per column, then row hashes, label
+// counts and the label sample in row order. Each column's statistics see
+// its fields in row order, as with one record at a time, so the results
+// are the same.
+func (in *ingestion) profileBatch(sh *shard, p *piece, o *pieceOut, buf []byte, b *fieldBatch, row0 int, pieceKey uint64,
+	keys []uint64, piiSeen []uint8, scratch *[]byte) {
+	st := in.st
+	n, ncol := b.n, b.ncol
+	for r := range keys {
+		keys[r] = splitmix(pieceKey + uint64(row0+r))
+	}
+	if in.opt.Schema != nil {
+		for r := range n {
+			for i, ck := range st.checks {
+				if why := ck.check(b.field(buf, r, i)); why != "" {
+					o.nviol++
+					if len(o.viol) < in.opt.MaxViolations {
+						o.viol = append(o.viol, Violation{Row: int64(row0 + r), Line: int64(b.line[r]), Column: st.header[i], Reason: why})
+					}
+				}
+			}
+		}
+	}
+	cols := sh.p.cols
+	for i := range ncol {
+		cols[i].addCol(buf, b.col(i), keys, row0, int32(i), &piiSeen[i], &o.pii)
+	}
+	label := st.label
+	for r := range n {
+		var fh, lh uint64
+		if !b.quoted[r] {
+			fh, lh = rowHashLine(st.seed, buf, b, r, label)
+		} else {
+			fh, lh = rowHash(st.seed, nil, sh.record(buf, b, r), label, scratch)
+		}
+		o.fh, o.lh = append(o.fh, fh), append(o.lh, lh)
+	}
+	o.rows += int64(n)
+	if label >= 0 {
+		lb := b.col(label)
+		for r := range n {
+			sh.p.addLabel(span(buf, lb[r]))
+			if keys[r] < sh.smp.thresh {
+				sh.smp.keep(sh.record(buf, b, r), keys[r], p.info, int64(row0+r))
+			}
+		}
+	}
+}
+
+// record returns record r of a batch as fields (valid until the next call).
+func (sh *shard) record(buf []byte, b *fieldBatch, r int) [][]byte {
+	rec := sh.rec[:0]
+	for i := range b.ncol {
+		rec = append(rec, b.field(buf, r, i))
+	}
+	sh.rec = rec
+	return rec
+}
+
+// rowHashLine is rowHash for an unquoted record of a batch: its line is
+// its fields joined by single commas, and no field holds a comma.
+func rowHashLine(seed maphash.Seed, buf []byte, b *fieldBatch, r, label int) (fh, lh uint64) {
+	ls := b.ls[r]
+	line := buf[ls:b.le[r]]
+	if label < 0 {
+		return maphash.Bytes(seed, line), 0
+	}
+	x := b.fb[label*b.max+r]
+	s, e := uint32(x)-ls, uint32(x>>32)-ls
+	fh = maphash.Bytes(seed, line[:s]) ^ (maphash.Bytes(seed, line[e:]) * 0x9e3779b97f4a7c15)
+	lh = maphash.Bytes(seed, line[s:e]) | 1
+	return fh, lh
+}
