@@ -235,28 +235,46 @@ func (s *Service) register(ctx context.Context, a *audited, owner rampart.Princi
 		return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: envelope: %w", err))
 	}
 
-	// Seal the artifact first under a fresh random reference: nothing can
-	// collide with it, and a crash before the row is stored leaves only an
-	// unreferenced ciphertext.
+	// Seal the artifact under a fresh random reference: nothing can collide
+	// with it, and a crash before the row is stored leaves only an
+	// unreferenced ciphertext. Sealing (data key, ciphertext file and its
+	// directory: three durable writes) runs while the version is prepared
+	// and its lineage event recorded; the row that makes the version exist
+	// is stored only after both (storeVersion), so what a crash can leave
+	// is unchanged: never a version without its artifact or without its
+	// lineage record (AUDIT-5, MODEL-1).
 	artifactID := rampart.NewID(rampart.PrefixArtifact)
 	ref := artifactRef(owner.TenantID, artifactID)
-	sealed, err := s.barrier.PutBytes(ctx, ref, artifact)
-	if err != nil {
-		return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: seal artifact: %w", err))
-	}
-	if sealed.Digest != hexDigest {
-		_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
-		return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: sealed digest differs"))
+	sealCh := make(chan error, 1)
+	go func() {
+		sealed, err := s.barrier.PutBytes(ctx, ref, artifact)
+		if err == nil && sealed.Digest != hexDigest {
+			_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
+			err = fmt.Errorf("registry: sealed digest differs")
+		} else if err != nil {
+			err = fmt.Errorf("registry: seal artifact: %w", err)
+		}
+		sealCh <- err
+	}()
+	var sealErr error
+	sealWaited := false
+	waitSeal := func() error {
+		if !sealWaited {
+			sealErr, sealWaited = <-sealCh, true
+		}
+		return sealErr
 	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	// Another process (or service instance) may take the same version
 	// number first: the store refuses the second, and we try the next.
 	for attempt := 0; ; attempt++ {
-		v, err := s.storeVersion(ctx, owner, requestID, name, artifactID, int64(len(artifact)), digest, format, card, env, key.PublicKey())
-		if err == nil || !errors.Is(err, rampart.ErrConflict) || attempt == 4 {
+		v, err := s.storeVersion(ctx, owner, requestID, name, artifactID, int64(len(artifact)), digest, format, card, env, key.PublicKey(), waitSeal)
+		if err == nil || !errors.Is(err, rampart.ErrConflict) || attempt == 4 || waitSeal() != nil {
 			if err != nil {
-				_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
+				if waitSeal() == nil {
+					_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
+				}
 				return rampart.ModelVersion{}, a.Done(ctx, err)
 			}
 			return v, nil
@@ -266,9 +284,10 @@ func (s *Service) register(ctx context.Context, a *audited, owner rampart.Princi
 
 // storeVersion allocates the next version number of the named model
 // (creating the model), builds card, BOM and binding for it, records the
-// lineage event (AUDIT-5) and stores the row.
+// lineage event (AUDIT-5), waits for the artifact to be sealed (sealed)
+// and stores the row.
 func (s *Service) storeVersion(ctx context.Context, owner rampart.Principal, requestID, name, artifactID string, size int64,
-	digest, format string, card Card, env []byte, pub ed25519.PublicKey) (rampart.ModelVersion, error) {
+	digest, format string, card Card, env []byte, pub ed25519.PublicKey, sealed func() error) (rampart.ModelVersion, error) {
 	m, err := s.store.GetModelByName(ctx, owner.TenantID, name)
 	if errors.Is(err, rampart.ErrNotFound) {
 		m = rampart.Model{ID: rampart.NewID(rampart.PrefixModel), TenantID: owner.TenantID, Name: name, Owner: owner.ID, CreatedAt: s.now().UTC()}
@@ -314,7 +333,11 @@ func (s *Service) storeVersion(ctx context.Context, owner rampart.Principal, req
 	if err := s.audit.Record(ctx, ev); err != nil {
 		return rampart.ModelVersion{}, unavailable(err)
 	}
-	if err := s.store.AddModelVersion(ctx, rec); err != nil {
+	err = sealed()
+	if err == nil {
+		err = s.store.AddModelVersion(ctx, rec)
+	}
+	if err != nil {
 		ev.Outcome, ev.Allow, ev.Time = string(rampart.ErrorCode(err)), false, s.now().UTC()
 		if aerr := s.audit.Record(ctx, ev); aerr != nil {
 			return rampart.ModelVersion{}, errors.Join(err, unavailable(aerr))

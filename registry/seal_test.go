@@ -1,0 +1,47 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/rampart-mlaas/rampart"
+)
+
+// TestRegisterSealFails: the artifact is sealed while the lineage event is
+// recorded (AUDIT-5), but the version row is stored only once the seal
+// has succeeded. When sealing fails, no version exists, the error is
+// returned, and the log holds the lineage event followed by its refusal
+// (the same record a failing row insert gets).
+func TestRegisterSealFails(t *testing.T) {
+	e := newEnv(t)
+	v := e.register("churn") // the model exists; its next version is 2
+	if err := e.blobs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.RegisterTrained(context.Background(), e.trained("churn", "job_sealfail"))
+	if err == nil {
+		t.Fatal("registered with a failing blob store")
+	}
+	if _, gerr := e.db.GetModelVersionByJob(context.Background(), e.tenant.ID, "job_sealfail"); !errors.Is(gerr, rampart.ErrNotFound) {
+		t.Fatalf("a version exists without its artifact: %v", gerr)
+	}
+	m, gerr := e.db.GetModelByName(context.Background(), e.tenant.ID, "churn")
+	if gerr != nil || m.LatestVersion != v.Version {
+		t.Fatalf("model %+v %v", m, gerr)
+	}
+	var ok, refused int
+	for _, ev := range e.audit.find("model.version.create", true) {
+		if ev.Details["job"] == "job_sealfail" {
+			ok++
+		}
+	}
+	for _, ev := range e.audit.find("model.version.create", false) {
+		if ev.Details["job"] == "job_sealfail" && ev.Outcome != "ok" {
+			refused++
+		}
+	}
+	if ok != 1 || refused != 1 {
+		t.Fatalf("lineage events: %d recorded, %d refusals; want 1 and 1 (%v)", ok, refused, err)
+	}
+}
