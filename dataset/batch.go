@@ -214,46 +214,116 @@ records:
 // take 24 KiB, within the L1 data cache.
 const batchRows = 256
 
+// piiSink records a piece's first PII rows of one column.
+type piiSink struct {
+	out  *[]piiRow
+	seen *uint8
+	col  int32
+	row0 int
+}
+
+func (p *piiSink) hit(r int) {
+	if *p.seen < maxPIIRows {
+		*p.seen++
+		*p.out = append(*p.out, piiRow{col: p.col, row: int64(p.row0 + r)})
+	}
+}
+
 // addCol profiles column c's fields of a batch (bounds into buf, the rows'
-// sampling keys, rows row0, row0+1, …) exactly as add would one field at a
-// time, in row order, and records up to maxPIIRows PII rows per piece. A
-// numeric column past the probe rows takes a loop without the category
-// sketch and the boolean test (add would skip them too); any field that
-// is not a plain number goes through add.
-func (c *colStats) addCol(buf []byte, bnds []uint64, keys []uint64, row0 int, col int32, seen *uint8, out *[]piiRow) {
-	bnds = bnds[:len(keys)]
-	for r, key := range keys {
-		f := span(buf, bnds[r])
-		var bits uint8
-		if c.nonNum == 0 && c.nonBool != 0 && c.count >= catProbeRows && len(f) > 0 {
-			v, ok := parseNumber(f)
-			if !ok {
-				bits = c.add(f, key)
-			} else {
-				// add's path for a number once the probe rows are over.
-				c.count++
-				c.sumLen += int64(len(f))
-				if len(f) > c.maxLen {
-					c.maxLen = len(f)
-				}
-				c.addNumber(v, key)
-				if c.nonInt == 0 && v != math.Trunc(v) {
-					c.nonInt++
-				}
-				if len(f) >= 9 {
-					if bits = DetectPII(f, true); bits != 0 {
-						c.pii.count(bits)
-					}
-				}
-			}
-		} else {
-			bits = c.add(f, key)
+// sampling keys) exactly as add would one field at a time, in row order.
+// While the column's type evidence allows, runs of fields take loops
+// specialised for it (numRun, catRun), which stop before any field they
+// do not handle exactly as add would; add takes that field.
+func (c *colStats) addCol(buf []byte, bnds []uint64, keys []uint64, ps *piiSink) {
+	n := len(keys)
+	bnds = bnds[:n]
+	for r := 0; r < n; {
+		switch {
+		case c.nonNum == 0 && c.nonBool != 0 && c.count >= catProbeRows:
+			r = c.numRun(buf, bnds, keys, r)
+		case c.nonNum != 0 && !c.sketchOff:
+			r = c.catRun(buf, bnds, r, ps)
 		}
-		if bits != 0 && *seen < maxPIIRows {
-			*seen++
-			*out = append(*out, piiRow{col: col, row: int64(row0 + r)})
+		if r < n {
+			if bits := c.add(span(buf, bnds[r]), keys[r]); bits != 0 {
+				ps.hit(r)
+			}
+			r++
 		}
 	}
+}
+
+// numRun is add for a numeric column past the probe rows (no category
+// sketch, no boolean test: add skips both): missing values and plain
+// numbers shorter than the nine bytes from which PII detection looks at
+// numbers. It returns the index of the first field it did not take.
+func (c *colStats) numRun(buf []byte, bnds, keys []uint64, r int) int {
+	for ; r < len(bnds); r++ {
+		f := span(buf, bnds[r])
+		if len(f) == 0 {
+			c.missing++
+			continue
+		}
+		if len(f) >= 9 {
+			return r
+		}
+		v, ok := parseNumber(f)
+		if !ok {
+			return r
+		}
+		c.count++
+		c.sumLen += int64(len(f))
+		if len(f) > c.maxLen {
+			c.maxLen = len(f)
+		}
+		c.addNumber(v, keys[r])
+		if c.nonInt == 0 && v != math.Trunc(v) {
+			c.nonInt++
+		}
+	}
+	return r
+}
+
+// catRun is add for a column that is not numeric and whose sketch counts:
+// missing values and values of up to 16 bytes already in the sketch
+// (their PII bits are cached there). It returns the index of the first
+// field it did not take.
+func (c *colStats) catRun(buf []byte, bnds []uint64, r int, ps *piiSink) int {
+	for ; r < len(bnds); r++ {
+		f := span(buf, bnds[r])
+		if len(f) == 0 {
+			c.missing++
+			continue
+		}
+		if len(f) > 16 {
+			return r
+		}
+		w0, w1 := keyWords(f)
+		hi, lo := bits.Mul64(w0^catK0, w1^catK1^uint64(len(f))) // hashKey
+		e := c.sketch.findShort(hi^lo, w0, w1, len(f))
+		if e == nil {
+			return r
+		}
+		c.count++
+		c.sumLen += int64(len(f))
+		if len(f) > c.maxLen {
+			c.maxLen = len(f)
+		}
+		if c.nonBool == 0 {
+			if _, ok := parseBool(f); !ok {
+				c.nonBool++
+			}
+		}
+		e.n++
+		if formulaLead[f[0]] && IsFormula(f) {
+			c.formula++
+		}
+		if e.pii != 0 {
+			c.pii.count(e.pii)
+			ps.hit(r)
+		}
+	}
+	return r
 }
 
 // profileBatch does runPiece's per-record work for a scanned batch whose
@@ -283,7 +353,7 @@ func (in *ingestion) profileBatch(sh *shard, p *piece, o *pieceOut, buf []byte, 
 	}
 	cols := sh.p.cols
 	for i := range ncol {
-		cols[i].addCol(buf, b.col(i), keys, row0, int32(i), &piiSeen[i], &o.pii)
+		cols[i].addCol(buf, b.col(i), keys, &piiSink{out: &o.pii, seen: &piiSeen[i], col: int32(i), row0: row0})
 	}
 	label := st.label
 	for r := range n {

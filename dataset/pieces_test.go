@@ -261,7 +261,7 @@ func FuzzIngestPieces(f *testing.F) {
 // numbers, quoted fields, blank lines and CRLF.
 func TestBatchProfilesExact(t *testing.T) {
 	var b strings.Builder
-	b.WriteString("id,amount,num2text,card,phone,note,cat,label\n")
+	b.WriteString("id,amount,num2text,card,phone,note,cat,flag,longcat,label\n")
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range 30_000 {
 		n2t := strconv.Itoa(r.IntN(1000))
@@ -281,7 +281,12 @@ func TestBatchProfilesExact(t *testing.T) {
 		if i%500 == 0 {
 			amount = ""
 		}
-		fmt.Fprintf(&b, "%d,%s,%s,%s,%s,%s,%c,%d", i%20_000, amount, n2t, card, phone, note, 'a'+r.IntN(30), r.IntN(2))
+		flag := []string{"yes", "no", "TRUE", ""}[r.IntN(4)]
+		if i == 25_000 {
+			flag = "maybe"
+		}
+		longcat := []string{"a rather long category value", "short", "x@example.com"}[r.IntN(3)]
+		fmt.Fprintf(&b, "%d,%s,%s,%s,%s,%s,%c,%s,%s,%d", i%20_000, amount, n2t, card, phone, note, 'a'+r.IntN(30), flag, longcat, r.IntN(2))
 		switch i % 50 {
 		case 0:
 			b.WriteString("\r\n")
@@ -318,14 +323,14 @@ func TestBatchProfilesExact(t *testing.T) {
 		}
 	}
 	// The same with a ragged row, an invalid byte and a schema violation late in the file.
-	for _, bad := range []string{"1,2\n", "1,2,3,4,5,6,7,8\n", "\x00,1,1,1,1,1,a,1\n"} {
+	for _, bad := range []string{"1,2\n", "1,2,3,4,5,6,7,8,9,10\n", "\x00,1,1,1,1,1,a,1,1,1\n"} {
 		sfx := append(append([]byte{}, in...), bad...)
-		sfx = append(sfx, "5,6,7,8,9,10,a,1\n"...)
+		sfx = append(sfx, "5,6,7,8,9,10,a,1,1,1\n"...)
 		useBatch = false
 		_, e1 := Ingest(context.Background(), bytes.NewReader(sfx), Options{}, io.Discard)
 		useBatch = true
 		_, e2 := Ingest(context.Background(), bytes.NewReader(sfx), Options{}, io.Discard)
-		if errString(e1) != errString(e2) || (e2 == nil) != (bad == "1,2,3,4,5,6,7,8\n") {
+		if errString(e1) != errString(e2) || (e2 == nil) != (bad == "1,2,3,4,5,6,7,8,9,10\n") {
 			t.Fatalf("errors for %q: one record at a time %v, batches %v", bad, e1, e2)
 		}
 	}
@@ -334,7 +339,7 @@ func TestBatchProfilesExact(t *testing.T) {
 	if _, err := cr.Read(); err != nil {
 		t.Fatal(err)
 	}
-	if n := cr.scanBatch(newFieldBatch(8, batchRows)); n != batchRows {
+	if n := cr.scanBatch(newFieldBatch(10, batchRows)); n != batchRows {
 		t.Fatalf("scanBatch took %d records, want %d", n, batchRows)
 	}
 }

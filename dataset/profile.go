@@ -165,6 +165,11 @@ func (c *colStats) addCategory(f []byte, numeric bool) uint8 {
 		}
 		return e.pii
 	}
+	return c.newCategory(f, key, h, numeric)
+}
+
+// newCategory is addCategory for a value (key, hash h) not in the sketch.
+func (c *colStats) newCategory(f, key []byte, h uint64, numeric bool) uint8 {
 	bits := DetectPII(f, numeric)
 	if c.sketch.len() < c.sketchCap {
 		c.sketch.insert(h, key, 1, bits)
