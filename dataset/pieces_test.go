@@ -343,3 +343,59 @@ func TestBatchProfilesExact(t *testing.T) {
 		t.Fatalf("scanBatch took %d records, want %d", n, batchRows)
 	}
 }
+
+// FuzzParseNumber8: the eight-digits-at-a-time parser, where it takes a
+// field, agrees with parseNumber to the bit, whatever follows the field.
+func FuzzParseNumber8(f *testing.F) {
+	for _, s := range []string{"12345678", "1234.567", "0.5,x", ".5", "5.", ".", "1..2", "-1.5", "+3", "1e5",
+		"99999999", "00000001", "1.234567", "12\xc3\xa9", "1_000", "3,14", "0000.000", "\x00\x00\x00\x00\x00\x00\x00\x00"} {
+		f.Add([]byte(s + "........"))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		for n := 0; n <= min(len(in), 9); n++ {
+			v, ok := parseNumber8(in, 0, n)
+			if !ok {
+				if n >= 1 && n <= 8 && len(in) >= 8 && ok8(in[:n]) {
+					t.Fatalf("%q not taken", in[:n])
+				}
+				continue
+			}
+			w, wok := parseNumber(in[:n])
+			if !wok || math.Float64bits(v) != math.Float64bits(w) {
+				t.Fatalf("%q: %v %v, parseNumber %v %v", in[:n], v, ok, w, wok)
+			}
+		}
+	})
+}
+
+// ok8 is the set parseNumber8 must take: digits with at most one '.' and at
+// least one digit.
+func ok8(f []byte) bool {
+	dots, digits := 0, 0
+	for _, b := range f {
+		switch {
+		case b == '.':
+			dots++
+		case b >= '0' && b <= '9':
+			digits++
+		default:
+			return false
+		}
+	}
+	return dots <= 1 && digits > 0
+}
+
+func TestParseNumber8(t *testing.T) {
+	buf := []byte("12345678,1234.567,0.5,x.5,5.,.,1..2,-1.5,1e5,99999999,00000001,1.234567,7,00000.00,pad.pad.")
+	for _, f := range bytes.Split(buf[:len(buf)-8], []byte(",")) {
+		s := bytes.Index(buf, f)
+		v, ok := parseNumber8(buf, s, s+len(f))
+		w, wok := parseNumber(f)
+		if ok != ok8(f) || ok && (!wok || v != w) {
+			t.Errorf("%q: %v %v, parseNumber %v %v", f, v, ok, w, wok)
+		}
+	}
+	if v, ok := parseNumber8([]byte("1234.567........"), 0, 8); !ok || v != 1234.567 {
+		t.Fatalf("1234.567: %v %v", v, ok)
+	}
+}
