@@ -66,14 +66,19 @@ func (a *API) middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		rid := rampart.NewID(rampart.PrefixRequest)
 		ctx := rampart.WithRequestID(r.Context(), rid)
+		// Header.Set of each, with one allocation for the six values (each
+		// slice capped, so a later Add copies instead of overwriting).
 		h := w.Header()
-		h.Set("X-Request-Id", rid)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "no-store")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		hv := make([]string, 6)
+		hv[0], hv[1], hv[2], hv[3], hv[4], hv[5] = rid, "nosniff", "no-store", "no-referrer", "DENY", "default-src 'none'; frame-ancestors 'none'"
+		h["X-Request-Id"] = hv[0:1:1]
+		h["X-Content-Type-Options"] = hv[1:2:2]
+		h["Cache-Control"] = hv[2:3:3]
+		h["Referrer-Policy"] = hv[3:4:4]
+		h["X-Frame-Options"] = hv[4:5:5]
+		h["Content-Security-Policy"] = hv[5:6:6]
 		sw := &statusWriter{ResponseWriter: w}
+		inner, fastRoute := r, ""
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -84,7 +89,11 @@ func (a *API) middleware(next http.Handler) http.Handler {
 					writeProblem(sw, newProblem(rampart.CodeInternal, "an internal error occurred; quote the request ID to the operator", "", rid))
 				}
 			}
-			route := r.Pattern
+			// The mux sets the pattern on the request it was handed.
+			route := inner.Pattern
+			if fastRoute != "" {
+				route = fastRoute
+			}
 			if route == "" {
 				route = "unmatched"
 			}
@@ -100,7 +109,8 @@ func (a *API) middleware(next http.Handler) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(sw, r.Body, limit)
 		if public(r.URL.Path) {
-			next.ServeHTTP(sw, r.WithContext(ctx))
+			inner = r.WithContext(ctx)
+			next.ServeHTTP(sw, inner)
 			return
 		}
 		tok, ok := bearer(r)
@@ -117,7 +127,14 @@ func (a *API) middleware(next http.Handler) http.Handler {
 			return
 		}
 		ctx = rampart.WithCaller(ctx, rampart.Caller{Principal: p, KeyID: k.ID, RequestID: rid})
-		next.ServeHTTP(sw, r.WithContext(ctx))
+		inner = r.WithContext(ctx)
+		if a.fast != nil && !a.fastOff.Load() {
+			if pat, ok := a.fast.serve(a.mux, sw, inner); ok {
+				fastRoute = pat
+				return
+			}
+		}
+		next.ServeHTTP(sw, inner)
 	})
 }
 
@@ -128,6 +145,12 @@ func (a *API) StreamingRoute(method, pattern string, max int64) {
 	m := http.NewServeMux()
 	m.HandleFunc(method+" "+pattern, func(http.ResponseWriter, *http.Request) {})
 	a.streaming = append(a.streaming, streamRoute{mux: m, max: max})
+	// All routes in one mux too, so a request is matched once, not once per
+	// route (issue 7: the prediction routes' per-request cost).
+	if a.streamAll == nil {
+		a.streamAll = &streamMux{mux: http.NewServeMux()}
+	}
+	a.streamAll.add(method+" "+pattern, max)
 }
 
 type streamRoute struct {
@@ -135,7 +158,71 @@ type streamRoute struct {
 	max int64
 }
 
+// streamMux matches every streaming route at once. It stands in for the
+// route-by-route loop only while that gives the same answers: patterns that
+// could overlap (where the loop takes the first registered, the mux the most
+// specific or panics) switch it off. A match is looked up by the pattern
+// the mux reports, so its redirects (unclean paths) answer as the loop does.
+type streamMux struct {
+	mux    *http.ServeMux
+	limits map[string]int64 // pattern → limit
+	off    bool
+}
+
+func (m *streamMux) add(pattern string, max int64) {
+	if m.limits == nil {
+		m.limits = map[string]int64{}
+	}
+	for p := range m.limits {
+		if overlap(p, pattern) {
+			m.off = true
+		}
+	}
+	m.limits[pattern] = max
+	func() {
+		defer func() {
+			if recover() != nil {
+				m.off = true
+			}
+		}()
+		m.mux.HandleFunc(pattern, func(http.ResponseWriter, *http.Request) {})
+	}()
+}
+
+// overlap reports whether two "METHOD /path" patterns could match one
+// request: methods equal (or GET and HEAD) and, segment by segment, equal
+// literals or a wildcard on either side (conservative: a "{x...}" or a
+// trailing "/" overlaps everything after it).
+func overlap(p, q string) bool {
+	pm, pp, _ := strings.Cut(p, " ")
+	qm, qp, _ := strings.Cut(q, " ")
+	get := func(m string) bool { return m == http.MethodGet || m == http.MethodHead }
+	if pm != qm && !(get(pm) && get(qm)) {
+		return false
+	}
+	ps, qs := strings.Split(pp, "/"), strings.Split(qp, "/")
+	for i := 0; i < len(ps) && i < len(qs); i++ {
+		a, b := ps[i], qs[i]
+		if strings.HasSuffix(a, "...}") || strings.HasSuffix(b, "...}") || a == "" && i == len(ps)-1 || b == "" && i == len(qs)-1 {
+			return true
+		}
+		if a != b && !strings.HasPrefix(a, "{") && !strings.HasPrefix(b, "{") {
+			return false
+		}
+	}
+	return len(ps) == len(qs) || ps[len(ps)-1] == "" || qs[len(qs)-1] == ""
+}
+
 func (a *API) bodyLimit(r *http.Request) int64 {
+	if m := a.streamAll; m != nil && !m.off {
+		_, p := m.mux.Handler(r)
+		if p == "" {
+			return MaxJSONBody
+		}
+		if l, ok := m.limits[p]; ok {
+			return l
+		}
+	}
 	for _, s := range a.streaming {
 		if _, p := s.mux.Handler(r); p != "" {
 			return s.max

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -50,8 +51,13 @@ type API struct {
 	reg     *prometheus.Registry
 	metrics *httpMetrics
 	handler http.Handler
-	// streaming lists routes allowed larger (streamed) bodies.
+	// streaming lists routes allowed larger (streamed) bodies; streamAll
+	// matches them all at once.
 	streaming []streamRoute
+	streamAll *streamMux
+	// fast serves the prediction routes (predict_fast.go) unless fastOff.
+	fast    *fastPredict
+	fastOff atomic.Bool
 	// Register adds later capabilities' routes to the same API.
 	Register func(func(api huma.API))
 }

@@ -278,6 +278,7 @@ func (a *API) RouteServing(s *serving.Service) {
 		}
 		return toPredictOut(o), nil
 	}))
+	a.enableFastPredict(s)
 	a.describeBody(PredictPath, reflect.TypeOf(serving.PredictRequest{}))
 	a.describeBody(InferPath, reflect.TypeOf(serving.OIPRequest{}))
 	a.describeBody(InferVersionsPath, reflect.TypeOf(serving.OIPRequest{}))
