@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/authz"
@@ -65,6 +66,14 @@ type UseOptions struct {
 	// worker receives the end of its data only after that EOF, so a
 	// tampered version never reaches training.
 	Streamed bool
+	// DeferOutcome writes the use's outcome record while the caller reads
+	// instead of before OpenUse returns (the decision is recorded before,
+	// as always): the stream's io.EOF and Close wait for the record and
+	// return its failure instead (AUDIT-3, fail closed). Only for a
+	// consumer that uses nothing it read unless it reached a clean io.EOF
+	// or a nil Close — the training executor, or an admission check that
+	// closes the use before it acts.
+	DeferOutcome bool
 }
 
 // OpenUse is Open with options.
@@ -147,11 +156,50 @@ func (s *Service) OpenUse(ctx context.Context, id string, version int, purpose a
 		u.rc = filterRows(rc, u.Excluded, false)
 	}
 	ev.ev.Details["excluded_rows"] = strconv.Itoa(len(u.Excluded))
+	if o.DeferOutcome {
+		rec := make(chan error, 1)
+		go func() { rec <- ev.finish(ctx, nil) }()
+		u.rc = &outcomeReader{rc: u.rc, rec: rec}
+		return u, nil
+	}
 	if err := ev.finish(ctx, nil); err != nil {
-		rc.Close()
+		u.rc.Close()
 		return nil, err
 	}
 	return u, nil
+}
+
+// outcomeReader holds back the end of a use's stream, and its Close,
+// until the use's outcome record is written, and turns a failure to write
+// it into their error (AUDIT-3, fail closed; UseOptions.DeferOutcome).
+type outcomeReader struct {
+	rc   io.ReadCloser
+	rec  <-chan error
+	once sync.Once
+	err  error
+}
+
+func (r *outcomeReader) wait() error {
+	r.once.Do(func() { r.err = <-r.rec })
+	return r.err
+}
+
+func (r *outcomeReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if errors.Is(err, io.EOF) {
+		if werr := r.wait(); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
+
+func (r *outcomeReader) Close() error {
+	cerr := r.rc.Close()
+	if werr := r.wait(); werr != nil {
+		return werr
+	}
+	return cerr
 }
 
 // filterRows re-emits CSV without the given data rows; escape applies

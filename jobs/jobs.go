@@ -39,9 +39,12 @@ type Store interface {
 
 // TrainingData is an authorized, recorded use of one dataset version for
 // training, as the dataset service grants it: the caller owns the dataset
-// or holds a live train grant (DATA-7), the stored bytes matched Digest
-// before the stream was returned (DATA-3), and the grant's privacy terms
-// come with it.
+// or holds a live train grant (DATA-7), the stored bytes match Digest
+// (DATA-3, see Datasets), and the grant's privacy terms come with it. The
+// use's outcome record may still be in flight when it is returned: its
+// failure is the error of the stream's last Read (instead of io.EOF) and
+// of Close, so nothing may act on the data before a clean EOF or Close
+// (AUDIT-3, fail closed).
 type TrainingData struct {
 	io.ReadCloser
 	DatasetID   string
@@ -283,7 +286,18 @@ func (s *Service) Submit(ctx context.Context, spec rampart.JobSpec) (rampart.Job
 		}
 		return rampart.Job{}, err
 	}
-	td.Close()
+	// The use's outcome record is written while the job's own decision is
+	// recorded (one group commit of the audit log instead of two); the
+	// job is created only once both are durable.
+	var tdErr error
+	tdClosed := false
+	closeTD := func() error {
+		if !tdClosed {
+			tdErr, tdClosed = td.Close(), true
+		}
+		return tdErr
+	}
+	defer closeTD()
 	spec.DatasetVersion = td.Version
 	id := rampart.NewID(rampart.PrefixJob)
 	details := map[string]string{"dataset": spec.DatasetID, "dataset_version": strconv.Itoa(td.Version), "algorithm": spec.Algorithm}
@@ -296,6 +310,9 @@ func (s *Service) Submit(ctx context.Context, spec rampart.JobSpec) (rampart.Job
 	_, done, err := s.guard(ctx, authz.JobCreate, authz.Resource{Kind: "job", ID: id, TenantID: c.Principal.TenantID}, details)
 	if err != nil {
 		return rampart.Job{}, err
+	}
+	if err := closeTD(); err != nil {
+		return rampart.Job{}, done(err)
 	}
 	if err := checkColumns(spec, td.Columns); err != nil {
 		return rampart.Job{}, done(err)

@@ -47,8 +47,10 @@ type dataset struct {
 	tamperStream bool
 	// cut, with tamperStream, fails the stream after that many bytes
 	// instead of at the end (a segment that fails authentication).
-	cut   int
-	opens int
+	cut int
+	// closeErr is what the use's Close returns: its outcome record failed.
+	closeErr error
+	opens    int
 }
 
 // datasets serves CSV from memory with the terms a grant would carry. It
@@ -83,10 +85,21 @@ func (d *datasets) OpenForTraining(ctx context.Context, id string, version int, 
 		}
 		r = io.MultiReader(strings.NewReader(head), iotest.ErrReader(fmt.Errorf("plaintext digest mismatch: %w", barrier.ErrIntegrity)))
 	}
-	return &jobs.TrainingData{ReadCloser: io.NopCloser(r), DatasetID: id, TenantID: c.Principal.TenantID,
+	var rc io.ReadCloser = io.NopCloser(r)
+	if ds.closeErr != nil {
+		rc = struct {
+			io.Reader
+			io.Closer
+		}{r, closer(func() error { return ds.closeErr })}
+	}
+	return &jobs.TrainingData{ReadCloser: rc, DatasetID: id, TenantID: c.Principal.TenantID,
 		Version: 1, Digest: digest, Columns: header, GrantID: "dg_test", Grantee: "principal:" + c.Principal.ID,
 		RequireDP: ds.requireDP, MaxEpsilon: ds.maxEpsilon}, nil
 }
+
+type closer func() error
+
+func (c closer) Close() error { return c() }
 
 type sealer struct {
 	mu   sync.Mutex
@@ -444,6 +457,20 @@ func TestTamperedStream(t *testing.T) {
 	}
 	if j, evs := e.wait(t, j.ID); j.State != rampart.JobSucceeded || !slices.ContainsFunc(evs, func(ev rampart.JobEvent) bool { return ev.Type == rampart.EventProgress }) {
 		t.Fatalf("untampered: %s %q %+v", j.State, j.Reason, evs)
+	}
+}
+
+// TestUseOutcomeUnrecorded: a submission whose dataset use could not be
+// recorded (its Close fails, AUDIT-3) is refused and queues nothing.
+func TestUseOutcomeUnrecorded(t *testing.T) {
+	e := newEnv(t, 1)
+	down := &rampart.Error{Code: rampart.CodeUnavailable, Message: "audit log unavailable; action refused"}
+	id := e.add(dataset{csv: classification(50), closeErr: down})
+	if _, err := e.svc.Submit(e.ctx, rampart.JobSpec{DatasetID: id, Target: "y", Algorithm: "logreg"}); rampart.ErrorCode(err) != rampart.CodeUnavailable {
+		t.Fatalf("submit with an unrecorded use: %v", err)
+	}
+	if all, _, _ := e.svc.List(e.ctx, rampart.Page{}); len(all) != 0 {
+		t.Fatalf("%d jobs queued", len(all))
 	}
 }
 

@@ -173,6 +173,16 @@ func listJobs(t *testing.T, a *servertest.Actor) []rampart.Job {
 	return l.Items
 }
 
+// outcomeFails records decisions but fails to record outcomes.
+type outcomeFails struct{}
+
+func (outcomeFails) Record(_ context.Context, ev rampart.AuditEvent) error {
+	if ev.Outcome == "pending" {
+		return nil
+	}
+	return errors.New("audit log down")
+}
+
 // TestStreamedUseTamper covers the dataset use the job's start takes
 // (dataset.UseOptions{Streamed, Latest}, DATA-3, DATA-7) on the real
 // stores: the untampered stream reads back whole and ends in a clean EOF;
@@ -209,6 +219,28 @@ func TestStreamedUseTamper(t *testing.T) {
 	}
 	if _, err := svc.OpenUse(ctx, ds.ID, 0, authz.PurposeTrain, dsvc.UseOptions{}); rampart.ErrorCode(err) != rampart.CodeNotFound {
 		t.Fatalf("version 0 without Latest: %v", err)
+	}
+	// DeferOutcome: the use's outcome record is written while the stream
+	// is read; when it cannot be written, neither the end of the stream
+	// nor Close is clean (AUDIT-3, fail closed), streamed or verified.
+	failing := dsvc.New(e.Server.DB, e.Server.Barrier, outcomeFails{}, nil, nil)
+	for _, streamed := range []bool{true, false} {
+		u, err := failing.OpenUse(ctx, ds.ID, 0, authz.PurposeTrain, dsvc.UseOptions{Latest: true, Streamed: streamed, DeferOutcome: true})
+		if err != nil {
+			t.Fatalf("deferred outcome, streamed %v: %v", streamed, err)
+		}
+		got, rerr := io.ReadAll(u)
+		cerr := u.Close()
+		if rampart.ErrorCode(rerr) != rampart.CodeUnavailable || rampart.ErrorCode(cerr) != rampart.CodeUnavailable || len(got) != len(csv) {
+			t.Fatalf("unrecorded use, streamed %v: read %d bytes, %v; close %v", streamed, len(got), rerr, cerr)
+		}
+	}
+	u, err := svc.OpenUse(ctx, ds.ID, 0, authz.PurposeTrain, dsvc.UseOptions{Latest: true, Streamed: true, DeferOutcome: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(u); err != nil || string(got) != csv || u.Close() != nil {
+		t.Fatalf("recorded deferred use: %v", err)
 	}
 
 	ref := barrier.Ref{Tenant: owner.ID, Kind: "dataset", ID: ds.ID, Version: 2}

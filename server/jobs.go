@@ -65,7 +65,11 @@ func (a datasetsAdapter) OpenForTraining(ctx context.Context, id string, version
 	// streams (DATA-3, see jobs.Datasets: the worker gets the end of its
 	// data only after the digest matched); at admission it is verified
 	// before it is returned, so a tampered version is refused at submit.
-	u, err := a.ds.OpenUse(ctx, id, version, authz.PurposeTrain, dataset.UseOptions{Latest: true, Streamed: mode == jobs.OpenTrain})
+	// The use's outcome record is written while the data is read: the
+	// stream's EOF and Close wait for it and fail if it failed (jobs only
+	// act on a clean EOF or Close, see jobs.TrainingData).
+	u, err := a.ds.OpenUse(ctx, id, version, authz.PurposeTrain,
+		dataset.UseOptions{Latest: true, Streamed: mode == jobs.OpenTrain, DeferOutcome: true})
 	if err != nil {
 		return nil, err
 	}
