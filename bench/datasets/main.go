@@ -48,6 +48,16 @@ var (
 	cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the uploads")
 )
 
+// cleanup removes the temporary directory the program created (if any).
+// Every fatal error runs it: a benchmark that fails (a full disk, say)
+// must not leave a GiB behind in /tmp on a machine shared with others.
+var cleanup = func() {}
+
+func fatalf(format string, args ...any) {
+	cleanup()
+	log.Fatalf(format, args...)
+}
+
 func parseSize(s string) int64 {
 	mult := int64(1)
 	for _, u := range []struct {
@@ -61,7 +71,7 @@ func parseSize(s string) int64 {
 	}
 	n, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		log.Fatalf("size %q: %v", s, err)
+		fatalf("size %q: %v", s, err)
 	}
 	return int64(n * float64(mult))
 }
@@ -72,7 +82,7 @@ func parseSize(s string) int64 {
 func generate(path string, size int64) (rows int64) {
 	f, err := os.Create(path)
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	fmt.Fprintln(w, "id,amount,rate,income,age,term,grade,home,purpose,verified,note,label")
@@ -112,17 +122,17 @@ func generate(path string, size int64) (rows int64) {
 		buf = append(buf, []string{"good", "bad"}[r.IntN(2)]...)
 		buf = append(buf, '\n')
 		if _, err := w.Write(buf); err != nil {
-			log.Fatal(err)
+			fatalf("%v", err)
 		}
 		if size -= int64(len(buf)); size <= 0 {
 			break
 		}
 	}
 	if err := w.Flush(); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	if err := f.Close(); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	return n + 1
 }
@@ -155,7 +165,7 @@ func timeCmd(name string, args ...string) float64 {
 	start := time.Now()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
-		log.Fatalf("%s %v: %v %s", name, args, err, out)
+		fatalf("%s %v: %v %s", name, args, err, out)
 	}
 	return time.Since(start).Seconds()
 }
@@ -166,9 +176,10 @@ func main() {
 	if *dir == "" {
 		d, err := os.MkdirTemp("/tmp", "rampart-ds-bench")
 		if err != nil {
-			log.Fatal(err)
+			fatalf("%v", err)
 		}
-		defer os.RemoveAll(d)
+		cleanup = func() { os.RemoveAll(d) }
+		defer cleanup()
 		*dir = d
 	}
 	src := filepath.Join(*dir, "data.csv")
@@ -199,12 +210,12 @@ func main() {
 	cfg.Quiet = true
 	srv, err := server.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	defer srv.Close()
 	ln, err := srv.Listen()
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -212,15 +223,15 @@ func main() {
 	url := srv.URL(ln)
 	op, err := httpapi.NewClient(url, srv.OperatorToken.Reveal(), "")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	var tn rampart.Tenant
 	if err := op.Do(ctx, "POST", "/v1/tenants", nil, httpapi.CreateTenantRequest{Name: "bench"}, &tn); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	var pr httpapi.CreatePrincipalResponse
 	if err := op.Do(ctx, "POST", "/v1/principals", nil, httpapi.CreatePrincipalRequest{TenantID: tn.ID, Name: "provider", Role: rampart.RoleDataProvider}, &pr); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	c, _ := httpapi.NewClient(url, pr.Token, "")
 	req := httpapi.CreateDatasetRequest{Name: "bench"}
@@ -229,7 +240,7 @@ func main() {
 	}
 	var d dataset.Dataset
 	if err := c.Do(ctx, "POST", "/v1/datasets", nil, req, &d); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	svc := dataset.New(srv.DB, srv.Barrier, srv.Audit, nil, nil)
 	caller := rampart.WithCaller(ctx, rampart.Caller{Principal: pr.Principal, RequestID: "req_bench"})
@@ -237,7 +248,7 @@ func main() {
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
 		if err != nil {
-			log.Fatal(err)
+			fatalf("%v", err)
 		}
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
@@ -249,7 +260,7 @@ func main() {
 		resetPeakRSS()
 		f, err := os.Open(src)
 		if err != nil {
-			log.Fatal(err)
+			fatalf("%v", err)
 		}
 		start := time.Now()
 		cpu0 := cpuTime()
@@ -265,7 +276,7 @@ func main() {
 		cpus = append(cpus, cpu)
 		f.Close()
 		if err != nil {
-			log.Fatalf("upload %d: %v", i+1, err)
+			fatalf("upload %d: %v", i+1, err)
 		}
 		peaks = append(peaks, peakRSS())
 		secs = append(secs, el)
@@ -274,7 +285,7 @@ func main() {
 		// Keep the disk from filling: crypto-shred the previous version.
 		if v.Version > 1 {
 			if _, err := svc.DeleteVersion(caller, d.ID, v.Version-1); err != nil {
-				log.Fatal(err)
+				fatalf("%v", err)
 			}
 		}
 	}
