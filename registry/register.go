@@ -191,12 +191,69 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 			return rampart.ModelVersion{}, err
 		}
 	}
-	a, err := s.decide(ctx, in.Owner, in.RequestID, authz.ModelRegister, authz.Resource{Kind: "model", ID: in.ModelName, TenantID: in.Owner.TenantID},
-		map[string]string{"job": in.JobID, "name": in.ModelName})
+	res := authz.Resource{Kind: "model", ID: in.ModelName, TenantID: in.Owner.TenantID}
+	// When the decision will allow the registration (authz.Decide is a
+	// pure function of these inputs), the artifact is sealed while the
+	// decision is recorded: the ciphertext is unreferenced until the
+	// version row, which is stored only after the decision and the lineage
+	// event are durable (AUDIT-3, AUDIT-5); a refusal or a failed record
+	// shreds it. A denied owner's artifact is never sealed.
+	var ps *pendingSeal
+	if authz.Decide(in.Owner, authz.ModelRegister, res).Allow {
+		ps = s.startSeal(ctx, in.Owner.TenantID, in.Artifact)
+	}
+	a, err := s.decide(ctx, in.Owner, in.RequestID, authz.ModelRegister, res, map[string]string{"job": in.JobID, "name": in.ModelName})
 	if err != nil {
+		ps.discard(ctx)
 		return rampart.ModelVersion{}, err
 	}
-	return s.register(ctx, a, in.Owner, in.RequestID, in.ModelName, in.Artifact, rampart.FormatRampart, card, bd, md)
+	return s.register(ctx, a, in.Owner, in.RequestID, in.ModelName, in.Artifact, rampart.FormatRampart, card, bd, md, ps)
+}
+
+// pendingSeal is an artifact being sealed under a fresh random reference:
+// nothing can collide with it, and until a version row names it, it is an
+// unreferenced ciphertext that a failure shreds.
+type pendingSeal struct {
+	s          *Service
+	artifactID string
+	ref        barrier.Ref
+	ch         chan error
+	waited     bool
+	err        error
+}
+
+// startSeal seals artifact in the background (data key, ciphertext file,
+// directory: three durable writes).
+func (s *Service) startSeal(ctx context.Context, tenant string, artifact []byte) *pendingSeal {
+	p := &pendingSeal{s: s, artifactID: rampart.NewID(rampart.PrefixArtifact), ch: make(chan error, 1)}
+	p.ref = artifactRef(tenant, p.artifactID)
+	want := hexSHA256(artifact)
+	go func() {
+		sealed, err := s.barrier.PutBytes(ctx, p.ref, artifact)
+		if err == nil && sealed.Digest != want {
+			_ = s.barrier.Shred(context.WithoutCancel(ctx), p.ref)
+			err = fmt.Errorf("registry: sealed digest differs")
+		} else if err != nil {
+			err = fmt.Errorf("registry: seal artifact: %w", err)
+		}
+		p.ch <- err
+	}()
+	return p
+}
+
+// wait returns the seal's outcome (nil: sealed, with the expected digest).
+func (p *pendingSeal) wait() error {
+	if !p.waited {
+		p.err, p.waited = <-p.ch, true
+	}
+	return p.err
+}
+
+// discard waits for the seal and shreds what it stored; nil is a no-op.
+func (p *pendingSeal) discard(ctx context.Context) {
+	if p != nil && p.wait() == nil {
+		_ = p.s.barrier.Shred(context.WithoutCancel(ctx), p.ref)
+	}
 }
 
 func hexSHA256(b []byte) string {
@@ -212,10 +269,19 @@ func nonNil(m map[string]string) map[string]string {
 }
 
 // register stores a new version of the named model (created if new). The
-// artifact is sealed first, then the row is stored; the audit event with
-// the lineage is recorded before the row exists (fail closed).
+// artifact is sealed (ps, started here when nil) while the version is
+// prepared and its lineage event recorded; the row is stored only after
+// both (fail closed). A failure shreds the sealed artifact.
 func (s *Service) register(ctx context.Context, a *audited, owner rampart.Principal, requestID, name string, artifact []byte, format string,
-	card Card, bd signer.BuildDefinition, md signer.BuildMetadata) (rampart.ModelVersion, error) {
+	card Card, bd signer.BuildDefinition, md signer.BuildMetadata, ps *pendingSeal) (_ rampart.ModelVersion, err error) {
+	if ps == nil {
+		ps = s.startSeal(ctx, owner.TenantID, artifact)
+	}
+	defer func() {
+		if err != nil {
+			ps.discard(ctx)
+		}
+	}()
 	sum := sha256.Sum256(artifact)
 	hexDigest := hex.EncodeToString(sum[:])
 	digest := "sha256:" + hexDigest
@@ -234,47 +300,18 @@ func (s *Service) register(ctx context.Context, a *audited, owner rampart.Princi
 	if err != nil {
 		return rampart.ModelVersion{}, a.Done(ctx, fmt.Errorf("registry: envelope: %w", err))
 	}
-
-	// Seal the artifact under a fresh random reference: nothing can collide
-	// with it, and a crash before the row is stored leaves only an
-	// unreferenced ciphertext. Sealing (data key, ciphertext file and its
-	// directory: three durable writes) runs while the version is prepared
-	// and its lineage event recorded; the row that makes the version exist
-	// is stored only after both (storeVersion), so what a crash can leave
-	// is unchanged: never a version without its artifact or without its
-	// lineage record (AUDIT-5, MODEL-1).
-	artifactID := rampart.NewID(rampart.PrefixArtifact)
-	ref := artifactRef(owner.TenantID, artifactID)
-	sealCh := make(chan error, 1)
-	go func() {
-		sealed, err := s.barrier.PutBytes(ctx, ref, artifact)
-		if err == nil && sealed.Digest != hexDigest {
-			_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
-			err = fmt.Errorf("registry: sealed digest differs")
-		} else if err != nil {
-			err = fmt.Errorf("registry: seal artifact: %w", err)
-		}
-		sealCh <- err
-	}()
-	var sealErr error
-	sealWaited := false
-	waitSeal := func() error {
-		if !sealWaited {
-			sealErr, sealWaited = <-sealCh, true
-		}
-		return sealErr
-	}
+	// The row is stored only once the seal succeeded (storeVersion waits),
+	// so what a crash can leave is unchanged: at worst an unreferenced
+	// ciphertext, never a version without its artifact or its lineage
+	// record (AUDIT-5, MODEL-1).
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	// Another process (or service instance) may take the same version
 	// number first: the store refuses the second, and we try the next.
 	for attempt := 0; ; attempt++ {
-		v, err := s.storeVersion(ctx, owner, requestID, name, artifactID, int64(len(artifact)), digest, format, card, env, key.PublicKey(), waitSeal)
-		if err == nil || !errors.Is(err, rampart.ErrConflict) || attempt == 4 || waitSeal() != nil {
+		v, err := s.storeVersion(ctx, owner, requestID, name, ps.artifactID, int64(len(artifact)), digest, format, card, env, key.PublicKey(), ps.wait)
+		if err == nil || !errors.Is(err, rampart.ErrConflict) || attempt == 4 || ps.wait() != nil {
 			if err != nil {
-				if waitSeal() == nil {
-					_ = s.barrier.Shred(context.WithoutCancel(ctx), ref)
-				}
 				return rampart.ModelVersion{}, a.Done(ctx, err)
 			}
 			return v, nil

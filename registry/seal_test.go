@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"path/filepath"
 	"testing"
 
 	"github.com/rampart-mlaas/rampart"
@@ -43,5 +45,49 @@ func TestRegisterSealFails(t *testing.T) {
 	}
 	if ok != 1 || refused != 1 {
 		t.Fatalf("lineage events: %d recorded, %d refusals; want 1 and 1 (%v)", ok, refused, err)
+	}
+}
+
+// TestRegisterRefusedLeavesNoArtifact: the artifact is sealed while the
+// decision is recorded, so a decision that cannot be recorded (audit log
+// down) or a refused owner must leave no ciphertext behind, and no version.
+func TestRegisterRefusedLeavesNoArtifact(t *testing.T) {
+	e := newEnv(t)
+	e.register("churn")
+	blobs := func() int {
+		n := 0
+		_ = filepath.WalkDir(filepath.Join(e.dir, "blobs"), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	before := blobs()
+	if before == 0 {
+		t.Fatal("no blob found for the registered version")
+	}
+	e.audit.mu.Lock()
+	e.audit.fail = true
+	e.audit.mu.Unlock()
+	if _, err := e.svc.RegisterTrained(context.Background(), e.trained("churn", "job_auditdown")); rampart.ErrorCode(err) != rampart.CodeUnavailable {
+		t.Fatalf("audit down: %v", err)
+	}
+	e.audit.mu.Lock()
+	e.audit.fail = false
+	e.audit.mu.Unlock()
+	in := e.trained("churn", "job_denied")
+	in.Owner.ID = rampart.NewID(rampart.PrefixPrincipal) // unknown: treated as disabled
+	if _, err := e.svc.RegisterTrained(context.Background(), in); err == nil {
+		t.Fatal("a service user registered a model")
+	}
+	if after := blobs(); after != before {
+		t.Fatalf("%d blobs before, %d after refused registrations", before, after)
+	}
+	for _, job := range []string{"job_auditdown", "job_denied"} {
+		if _, err := e.db.GetModelVersionByJob(context.Background(), e.tenant.ID, job); !errors.Is(err, rampart.ErrNotFound) {
+			t.Fatalf("%s: version stored: %v", job, err)
+		}
 	}
 }
