@@ -62,11 +62,20 @@ type Config struct {
 	// event is committed to the store rather than flushed to disk, when the
 	// store implements DeferredSyncer: such an event survives a crash or
 	// kill -9 of the server at once, and a power loss once the background
-	// flush (continuous while any is outstanding; Status.DurableSize) has
+	// flush (repeated while any is outstanding, see FlushInterval;
+	// Status.DurableSize) has
 	// passed it. Nil selects only events with Event.AckOnWrite set. Batches
 	// holding any other event wait for the disk, covering everything before
 	// them; so do all batches while flushing fails (fail closed).
 	AckOnWrite func(*Event) bool
+	// FlushInterval is the least time between two background flushes
+	// (default 2 ms; negative: none). A flush covers everything committed
+	// before it, so pacing bounds the flushes to a few hundred a second
+	// under any load — each is a disk cache flush that every other writer
+	// of the file system waits behind — while adding at most this much to
+	// the window a power loss could cut and to the wait of a non-AckOnWrite
+	// caller sharing a batch with AckOnWrite events.
+	FlushInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives errors of the background goroutines (default slog.Default()).
@@ -198,6 +207,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 30 * time.Second
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = 2 * time.Millisecond
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -607,8 +619,8 @@ func (l *Log) setDurable(n uint64) {
 }
 
 // syncLoop flushes deferred commits to disk: as soon as one is outstanding
-// and again until none is, so the window a power loss could cut is about
-// one flush long, and each flush answers every waiting caller it covers. A
+// and again until none is, at most once per FlushInterval, so the window a
+// power loss could cut is about one flush and one interval long, and each flush answers every waiting caller it covers. A
 // failing flush refuses the callers waiting for it (503) and makes every
 // following batch a waiting commit until a flush or a waiting commit
 // succeeds.
@@ -621,7 +633,15 @@ func (l *Log) syncLoop(ctx context.Context) {
 		case <-l.syncKick:
 		}
 		for ctx.Err() == nil && l.outstanding() {
-			if err := l.flush(ctx); err != nil {
+			t0 := time.Now()
+			err := l.flush(ctx)
+			if wait := l.cfg.FlushInterval - time.Since(t0); err == nil && wait > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+			}
+			if err != nil {
 				l.log.Error("audit: flushing committed events to disk failed; appends now wait for the disk", "err", err)
 				select {
 				case <-ctx.Done():

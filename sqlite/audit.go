@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,7 +26,15 @@ import (
 // auditlog.Log, before closing the DB.
 type AuditStore struct {
 	db      *sql.DB
+	path    string // the database file
 	walPath string
+
+	// The journal of deferred batches (auditjournal.go), set up on first
+	// use: jstate is 0 before, jstateOwn when this store owns the journal
+	// (j set) and jstateShared when another store or process holds it
+	// (deferred batches are then plain NORMAL commits).
+	jstate atomic.Int32
+	j      *journal
 
 	// Writes go through one dedicated connection, one at a time: its page
 	// cache stays warm and its prepared inserts stay prepared, instead of
@@ -38,30 +48,38 @@ type AuditStore struct {
 
 	// The writer connection does not checkpoint the write-ahead log at
 	// SQLite's usual 4 MiB (a checkpoint is two fsyncs and megabytes of
-	// writes, which would stall every audited request queued behind it); a
-	// background checkpoint on another connection runs instead once enough
-	// was appended. Under sustained appends a background checkpoint never
-	// catches the last frames, so the log could not restart and would grow
-	// without bound: the writer's own automatic checkpoint stays on at
-	// walWriterCheckpointPages as the backstop.
-	unckpt      atomic.Int64 // bytes appended since the last background checkpoint
+	// writes, which would stall every audited request queued behind it).
+	// A background checkpoint (checkpoint) keeps the log short instead, and
+	// makes it restart from its beginning, so that appends overwrite the
+	// file in place rather than growing it. The writer's own automatic
+	// checkpoint stays on at walWriterCheckpointPages as the backstop.
+	unckpt      atomic.Int64 // estimated bytes appended to the log since the last checkpoint
 	ckptRunning atomic.Bool
 	ckptWG      sync.WaitGroup
 }
 
-// walCheckpointBytes is about SQLite's own automatic checkpoint threshold
-// (1000 pages of 4 KiB).
-const walCheckpointBytes = 4 << 20
+// walCheckpointBytes is the estimated growth of the write-ahead log that
+// starts a background checkpoint. Each checkpoint ends with a short stall
+// of the writer (see checkpoint), so it is spaced well apart; the log is
+// in the page cache anyway.
+const walCheckpointBytes = 24 << 20
 
 // walWriterCheckpointPages bounds the write-ahead log (pages of 4 KiB: 64
 // MiB) when the background checkpoints cannot catch up.
 const walWriterCheckpointPages = 16384
 
+// walFrame is one page in the write-ahead log with its frame header; a
+// commit writes every page it touched: the table's last leaf page, the time
+// index's and audit_batches' (walPagesPerCommit), plus the rows' own bytes.
+const (
+	walFrame          = 4096 + 24
+	walPagesPerCommit = 3
+)
+
 // appended counts a batch towards the next background checkpoint and starts
-// one when due (never two at once). PASSIVE never blocks the writer; if it
-// cannot finish (a long reader), the next one continues.
+// one when due (never two at once).
 func (s *AuditStore) appended(leaves []auditlog.Leaf) {
-	n := int64(0)
+	n := int64(walPagesPerCommit * walFrame)
 	for _, l := range leaves {
 		n += int64(len(l.Data) + len(l.Hashes) + 64)
 	}
@@ -73,12 +91,33 @@ func (s *AuditStore) appended(leaves []auditlog.Leaf) {
 	go func() {
 		defer s.ckptWG.Done()
 		defer s.ckptRunning.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		// An error leaves the frames in the log, where they are safe; the
-		// next checkpoint (or any other connection's automatic one) retries.
-		s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		s.checkpoint()
 	}()
+}
+
+// checkpoint copies the write-ahead log into the database in two steps.
+// First a PASSIVE checkpoint on another connection, which never blocks the
+// writer, copies the bulk. It cannot reach the end of a log that keeps
+// growing, and SQLite restarts the log from its beginning only once every
+// frame is copied, so a second PASSIVE checkpoint runs on the writer
+// connection itself, holding the writer back for the few frames added
+// meanwhile (and the checkpoint's two fsyncs): the next commit then starts
+// the log afresh. An error leaves the frames in the log, where they are
+// safe; the next checkpoint (or any connection's automatic one) retries.
+func (s *AuditStore) checkpoint() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return
+	}
+	if _, err := s.conn.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		s.dropWriter()
+	}
 }
 
 // writer returns the dedicated write connection; s.mu must be held.
@@ -138,22 +177,272 @@ var insertSizes = []int{256, 32, 4, 1}
 var _ auditlog.Store = (*AuditStore)(nil)
 
 // Audit returns an audit log store sharing this database's file and pool.
-func (d *DB) Audit() *AuditStore { return &AuditStore{db: d.db, walPath: d.path + "-wal"} }
+// Every call returns the same store: it owns the database's audit journal.
+func (d *DB) Audit() *AuditStore {
+	d.auditOnce.Do(func() { d.audit = &AuditStore{db: d.db, path: d.path, walPath: d.path + "-wal"} })
+	return d.audit
+}
 
-// Close releases the store's write connection (the database stays open).
-func (s *AuditStore) Close() error {
+const (
+	jstateOwn    = 1
+	jstateShared = 2
+	jstateClosed = 3 // after Close: reads go to SQLite alone; a write sets the journal up again
+)
+
+// ready sets up the journal on first use: it takes the journal's lock and
+// copies whatever an earlier process journaled into audit_leaves.
+func (s *AuditStore) ready(ctx context.Context) error { return s.readyFor(ctx, true) }
+
+func (s *AuditStore) readyFor(ctx context.Context, write bool) error {
+	if st := s.jstate.Load(); st == jstateOwn || st == jstateShared || (st == jstateClosed && !write) {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dropWriter()
-	s.ckptWG.Wait()
+	if st := s.jstate.Load(); st == jstateOwn || st == jstateShared || (st == jstateClosed && !write) {
+		return nil
+	}
+	c, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.recoverJournal(ctx, c); err != nil {
+		var re *rampart.Error
+		if !errors.As(err, &re) {
+			s.dropWriter()
+		}
+		return err
+	}
 	return nil
+}
+
+// recoverJournal takes the journal's lock and stores every journaled leaf
+// not yet in audit_leaves, in order; s.mu held.
+func (s *AuditStore) recoverJournal(ctx context.Context, c *sql.Conn) error {
+	lf, err := os.OpenFile(s.path+"-audit.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit journal: %w", err)
+	}
+	owned, err := tryLock(lf)
+	if err != nil || !owned {
+		lf.Close()
+		if err != nil {
+			return fmt.Errorf("audit journal: lock: %w", err)
+		}
+		s.jstate.Store(jstateShared)
+		return nil
+	}
+	fail := func(err error) error { lf.Close(); return err }
+	// Deferred commits of a process without the journal sit in the
+	// write-ahead log: flush them before building on them.
+	if err := s.syncWAL(); err != nil {
+		return fail(err)
+	}
+	var count int64
+	if err := c.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_leaves`).Scan(&count); err != nil {
+		return fail(mapErr(err, "audit journal"))
+	}
+	segs, err := journalSegments(s.path)
+	if err != nil {
+		return fail(fmt.Errorf("audit journal: %w", err))
+	}
+	next := uint64(count)
+	var todo []auditlog.Leaf
+	for i, p := range segs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fail(fmt.Errorf("audit journal: %w", err))
+		}
+		leaves, _, perr := parseJournal(b)
+		if perr != nil && i != len(segs)-1 {
+			// Only the last segment can end in a torn append.
+			return fail(fmt.Errorf("audit journal: %s: %w", filepath.Base(p), perr))
+		}
+		for _, l := range leaves {
+			switch {
+			case l.Index < next:
+				continue // stored before the crash
+			case l.Index > next:
+				return fail(fmt.Errorf("audit journal: %s: event %d follows %d events: %w", filepath.Base(p), l.Index, next, rampart.ErrInternal))
+			}
+			todo = append(todo, l)
+			next++
+		}
+	}
+	if err := s.setSync(ctx, c, true); err != nil {
+		return fail(err)
+	}
+	for len(todo) > 0 {
+		n := min(len(todo), 8192)
+		if err := s.appendLeaves(ctx, c, todo[:n]); err != nil {
+			return fail(err)
+		}
+		todo = todo[n:]
+	}
+	for _, p := range segs {
+		if err := os.Remove(p); err != nil {
+			return fail(fmt.Errorf("audit journal: %w", err))
+		}
+	}
+	j := &journal{base: s.path, lock: lf, next: next,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s.j = j
+	s.jstate.Store(jstateOwn)
+	go s.indexLoop(j)
+	return nil
+}
+
+// indexLoop copies journaled leaves into audit_leaves in the background.
+func (s *AuditStore) indexLoop(j *journal) {
+	defer close(j.done)
+	t := time.NewTicker(journalIndexEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-j.kick:
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		// An error leaves the leaves pending (and journaled); the next
+		// round or the next reader retries.
+		s.flushPending(ctx)
+		cancel()
+	}
+}
+
+// flushPending stores every journaled leaf in audit_leaves, so that a
+// reader sees it.
+func (s *AuditStore) flushPending(ctx context.Context) error {
+	if err := s.readyFor(ctx, false); err != nil {
+		return err
+	}
+	j := s.j
+	if s.jstate.Load() != jstateOwn || j == nil {
+		return nil
+	}
+	j.mu.Lock()
+	n := len(j.pending)
+	j.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return s.write(ctx, func(c *sql.Conn) error { return s.drainLocked(ctx, c) })
+}
+
+// drainLocked commits the pending leaves with fsync; s.mu held. Appends to
+// the journal go on meanwhile (they only add to pending).
+func (s *AuditStore) drainLocked(ctx context.Context, c *sql.Conn) error {
+	j := s.j
+	if j == nil {
+		return nil
+	}
+	j.mu.Lock()
+	snap := j.pending
+	j.mu.Unlock()
+	if len(snap) == 0 {
+		return nil
+	}
+	if err := s.setSync(ctx, c, true); err != nil {
+		return err
+	}
+	if err := s.appendLeaves(ctx, c, snap); err != nil {
+		return err
+	}
+	s.appended(snap)
+	j.mu.Lock()
+	j.stored(snap[len(snap)-1].Index)
+	j.mu.Unlock()
+	return nil
+}
+
+// Close releases the store's write connection (the database stays open).
+// Everything journaled is stored first; if that fails the journal stays
+// for the next start, and Close returns the error. The store can be used
+// again afterwards.
+func (s *AuditStore) Close() error {
+	var err error
+	if j := s.j; j != nil && s.jstate.Load() == jstateOwn {
+		close(j.stop)
+		<-j.done
+		s.mu.Lock()
+		if c, werr := s.writer(context.Background()); werr != nil {
+			err = werr
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			err = s.drainLocked(ctx, c)
+			cancel()
+		}
+		j.mu.Lock()
+		paths := []string{}
+		for _, sg := range j.segs {
+			paths = append(paths, sg.path)
+		}
+		if j.cur != nil {
+			paths = append(paths, j.curPath)
+		}
+		j.closeFiles()
+		if err == nil && j.broken == nil {
+			for _, p := range paths {
+				os.Remove(p)
+			}
+		}
+		j.mu.Unlock()
+		j.lock.Close()
+		s.j = nil
+		s.jstate.Store(jstateClosed)
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	s.dropWriter()
+	s.mu.Unlock()
+	s.ckptWG.Wait()
+	return err
 }
 
 const leafCols = 8
 
 // AppendLeaves implements auditlog.Store: one transaction per batch.
+// Journaled leaves are stored first, in the same transaction.
 func (s *AuditStore) AppendLeaves(ctx context.Context, leaves []auditlog.Leaf) error {
-	return s.appendBatch(ctx, leaves, true)
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	if s.jstate.Load() != jstateOwn {
+		return s.appendBatch(ctx, leaves, true)
+	}
+	if err := consecutive(leaves); err != nil || len(leaves) == 0 {
+		return err
+	}
+	return s.write(ctx, func(c *sql.Conn) error {
+		j := s.j
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if leaves[0].Index != j.next {
+			return rampart.Errorf(rampart.CodeConflict, "audit log has %d leaves, append starts at %d", j.next, leaves[0].Index)
+		}
+		all := append(slices.Clip(j.pending), leaves...)
+		if err := s.setSync(ctx, c, true); err != nil {
+			return err
+		}
+		if err := s.appendLeaves(ctx, c, all); err != nil {
+			return err
+		}
+		last := leaves[len(leaves)-1].Index
+		j.stored(last)
+		j.next = last + 1
+		return nil
+	}, leaves...)
+}
+
+func consecutive(leaves []auditlog.Leaf) error {
+	for i := range leaves {
+		if leaves[i].Index != leaves[0].Index+uint64(i) {
+			return rampart.Errorf(rampart.CodeConflict, "audit leaves are not consecutive")
+		}
+	}
+	return nil
 }
 
 var _ auditlog.DeferredSyncer = (*AuditStore)(nil)
@@ -163,8 +452,29 @@ var _ auditlog.DeferredSyncer = (*AuditStore)(nil)
 // without waiting for fsync. WAL mode keeps the database consistent either
 // way; such a commit survives a crash of the process at once (it is in the
 // OS) and a power loss after the next Sync.
+//
+// With the journal (the usual case) the batch is appended to it, which is
+// one write call, and stored in audit_leaves later (auditjournal.go).
 func (s *AuditStore) AppendLeavesDeferred(ctx context.Context, leaves []auditlog.Leaf) error {
-	return s.appendBatch(ctx, leaves, false)
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	if s.jstate.Load() != jstateOwn {
+		return s.appendBatch(ctx, leaves, false)
+	}
+	if err := consecutive(leaves); err != nil || len(leaves) == 0 {
+		return err
+	}
+	j := s.j
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if leaves[0].Index != j.next {
+		return rampart.Errorf(rampart.CodeConflict, "audit log has %d leaves, append starts at %d", j.next, leaves[0].Index)
+	}
+	if err := j.append(leaves); err != nil {
+		return fmt.Errorf("%w: %w", rampart.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // appendBatch writes one batch with synchronous=FULL (full) or NORMAL.
@@ -202,15 +512,43 @@ func (s *AuditStore) setSync(ctx context.Context, c *sql.Conn, full bool) error 
 	return nil
 }
 
-// Sync implements auditlog.DeferredSyncer: it fsyncs the write-ahead log,
+// Sync implements auditlog.DeferredSyncer: it fsyncs the write-ahead log
+// (fdatasync where there is one, as SQLite itself does: the frames and the
+// file's size, without a journal commit for its modification time),
 // which holds every commit not yet checkpointed (fsync covers the file, not
 // the descriptor, so SQLite's own descriptor's writes are included). Frames
 // already checkpointed are in the database file, which SQLite fsyncs after
 // every checkpoint; with no WAL file at all everything is checkpointed.
+//
+// With the journal it flushes the journal's files instead: every commit to
+// SQLite is then made with fsync.
 func (s *AuditStore) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	if j := s.j; s.jstate.Load() == jstateOwn && j != nil {
+		j.mu.Lock()
+		fs := j.syncFiles()
+		j.mu.Unlock()
+		for _, f := range fs {
+			// A file closed meanwhile was stored in SQLite and deleted.
+			if err := datasync(f); err != nil && !errors.Is(err, os.ErrClosed) {
+				return fmt.Errorf("audit journal: %w", err)
+			}
+		}
+		j.mu.Lock()
+		j.synced(fs)
+		j.mu.Unlock()
+		return nil
+	}
+	return s.syncWAL()
+}
+
+// syncWAL fsyncs the write-ahead log.
+func (s *AuditStore) syncWAL() error {
 	f, err := os.Open(s.walPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -219,7 +557,7 @@ func (s *AuditStore) Sync(ctx context.Context) error {
 		return fmt.Errorf("audit store: open write-ahead log: %w", err)
 	}
 	defer f.Close()
-	if err := f.Sync(); err != nil {
+	if err := datasync(f); err != nil {
 		return fmt.Errorf("audit store: fsync write-ahead log: %w", err)
 	}
 	return nil
@@ -355,6 +693,9 @@ func (s *AuditStore) insertStmt(ctx context.Context, c *sql.Conn, rows int) (*sq
 
 // LeafCount implements auditlog.Store.
 func (s *AuditStore) LeafCount(ctx context.Context) (uint64, error) {
+	if err := s.flushPending(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM audit_leaves`).Scan(&n)
 	return uint64(n), mapErr(err, "audit leaves")
@@ -362,6 +703,9 @@ func (s *AuditStore) LeafCount(ctx context.Context) (uint64, error) {
 
 // LeafHashes implements auditlog.Store.
 func (s *AuditStore) LeafHashes(ctx context.Context, indexes []uint64) (map[uint64][]byte, error) {
+	if err := s.flushPending(ctx); err != nil {
+		return nil, err
+	}
 	out := make(map[uint64][]byte, len(indexes))
 	for len(indexes) > 0 {
 		n := min(len(indexes), 500)
@@ -413,6 +757,9 @@ func scanLeaves(rows *sql.Rows) ([]auditlog.Leaf, error) {
 
 // ReadLeaves implements auditlog.Store.
 func (s *AuditStore) ReadLeaves(ctx context.Context, begin, end uint64) ([]auditlog.Leaf, error) {
+	if err := s.flushPending(ctx); err != nil {
+		return nil, err
+	}
 	if end <= begin {
 		return nil, nil
 	}
@@ -426,6 +773,9 @@ func (s *AuditStore) ReadLeaves(ctx context.Context, begin, end uint64) ([]audit
 // QueryLeaves implements auditlog.Store. A tenant query walks the batches
 // that hold the tenant (audit_batches) in index order and scans only them.
 func (s *AuditStore) QueryLeaves(ctx context.Context, q auditlog.LeafQuery) ([]auditlog.Leaf, error) {
+	if err := s.flushPending(ctx); err != nil {
+		return nil, err
+	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = rampart.DefaultPageSize
@@ -519,7 +869,14 @@ func (s *AuditStore) queryRange(ctx context.Context, q auditlog.LeafQuery, after
 
 // PutCheckpoint implements auditlog.Store.
 func (s *AuditStore) PutCheckpoint(ctx context.Context, c auditlog.StoredCheckpoint) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
 	return s.write(ctx, func(conn *sql.Conn) error {
+		// A checkpoint is never on disk before the leaves it covers.
+		if err := s.drainLocked(ctx, conn); err != nil {
+			return err
+		}
 		_, err := conn.ExecContext(ctx, `INSERT INTO audit_checkpoints(size, root, note, tsa_token, created_ns) VALUES(?,?,?,?,?)`,
 			int64(c.Size), c.Root, c.Note, nullBytes(c.Timestamp), c.CreatedAt.UnixNano())
 		return mapErr(err, "audit checkpoint")

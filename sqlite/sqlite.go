@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -28,6 +29,9 @@ var migrations embed.FS
 type DB struct {
 	db   *sql.DB
 	path string // the database file; its write-ahead log is path+"-wal"
+
+	auditOnce sync.Once
+	audit     *AuditStore
 }
 
 var _ rampart.Store = (*DB)(nil)
@@ -93,7 +97,14 @@ func (d *DB) Migrate(ctx context.Context) error {
 func (d *DB) SQL() *sql.DB { return d.db }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// The audit store, if used, is closed first (its journal stored).
+func (d *DB) Close() error {
+	var aerr error
+	if d.audit != nil {
+		aerr = d.audit.Close()
+	}
+	return errors.Join(aerr, d.db.Close())
+}
 
 // mapErr turns driver errors into rampart error codes.
 func mapErr(err error, what string) error {

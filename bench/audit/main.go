@@ -18,10 +18,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -41,6 +43,7 @@ var (
 	rate      = flag.Int("rate", 5000, "events/s for the latency run (0 skips)")
 	dir       = flag.String("dir", "", "directory for the databases (default a temp dir)")
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the throughput runs")
+	tracef    = flag.String("trace", "", "write an execution trace of the latency runs")
 )
 
 func main() {
@@ -77,6 +80,14 @@ func main() {
 		median(logRates), median(plainRates), median(ratios))
 
 	if *rate > 0 {
+		if *tracef != "" {
+			f, err := os.Create(*tracef)
+			if err != nil {
+				log.Fatal(err)
+			}
+			trace.Start(f)
+			defer trace.Stop()
+		}
 		for r := 0; r < *runs; r++ {
 			latencyRun(ctx, key, false, r)
 			latencyRun(ctx, key, true, r)
@@ -211,6 +222,7 @@ func latencyRun(ctx context.Context, key ed25519.PrivateKey, ackOnWrite bool, ru
 	lat := make([]time.Duration, n)
 	interval := time.Second / time.Duration(*rate)
 	var wg sync.WaitGroup
+	cpu0 := cpuTime()
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
@@ -228,16 +240,17 @@ func latencyRun(ctx context.Context, key ed25519.PrivateKey, ackOnWrite bool, ru
 	}
 	wg.Wait()
 	el := time.Since(start)
+	cpu := cpuTime() - cpu0
 	slices.Sort(lat)
 	mode := "ack after fsync        "
 	if ackOnWrite {
 		mode = "ack on commit (predict)"
 	}
 	st := l.Status()
-	fmt.Printf("LATENCY %s run %d at %d events/s for %ds (achieved %.0f/s): p50 %v, p99 %v, max %v; %d batches, %d background flushes, load %s\n",
+	fmt.Printf("LATENCY %s run %d at %d events/s for %ds (achieved %.0f/s): p50 %v, p99 %v, max %v; %d batches, %d background flushes, %.1f CPU-µs per event, load %s\n",
 		mode, run, *rate, seconds, float64(n)/el.Seconds(),
 		lat[n/2].Round(time.Microsecond), lat[n*99/100].Round(time.Microsecond), lat[n-1].Round(time.Microsecond),
-		st.Batches, st.Syncs, loadavg())
+		st.Batches, st.Syncs, cpu.Seconds()*1e6/float64(n), loadavg())
 }
 
 // verifyRun: what `rampart audit verify` does once it has fetched the whole
@@ -331,4 +344,13 @@ func loadavg() string {
 		return "?"
 	}
 	return f[0]
+}
+
+// cpuTime is the process's user+system CPU time (generator included).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		log.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
