@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"slices"
 )
 
 // fieldBatch holds up to max records of ncol fields scanned by scanBatch,
@@ -360,14 +361,15 @@ func (in *ingestion) profileBatch(sh *shard, p *piece, o *pieceOut, buf []byte, 
 		cols[i].addCol(buf, b.col(i), keys, &piiSink{out: &o.pii, seen: &piiSeen[i], col: int32(i), row0: row0})
 	}
 	label := st.label
+	h0 := len(o.fh)
+	o.fh, o.lh = slices.Grow(o.fh, n)[:h0+n], slices.Grow(o.lh, n)[:h0+n]
+	fhs, lhs := o.fh[h0:h0+n], o.lh[h0:h0+n]
 	for r := range n {
-		var fh, lh uint64
 		if !b.quoted[r] {
-			fh, lh = rowHashLine(st.seed, buf, b, r, label)
+			fhs[r], lhs[r] = rowHashLine(st.seed, buf, b, r, label)
 		} else {
-			fh, lh = rowHash(st.seed, nil, sh.record(buf, b, r), label, scratch)
+			fhs[r], lhs[r] = rowHash(st.seed, nil, sh.record(buf, b, r), label, scratch)
 		}
-		o.fh, o.lh = append(o.fh, fh), append(o.lh, lh)
 	}
 	o.rows += int64(n)
 	if label >= 0 {

@@ -239,10 +239,13 @@ type ingestion struct {
 
 	size int64 // bytes read; final when order is closed
 
-	block   int // bytes read per piece
-	free    chan *block
-	nblocks int
-	maxBlks int
+	block int // bytes read per piece
+	free  chan *block
+	// hashBufs recycles the pieces' row hash slices: the merger returns
+	// them once it has consumed them.
+	hashBufs chan []uint64
+	nblocks  int
+	maxBlks  int
 }
 
 func newIngestion(ctx context.Context, opt Options) *ingestion {
@@ -253,6 +256,7 @@ func (in *ingestion) start(workers int) {
 	workers = max(1, min(workers, 16))
 	in.maxBlks = 2*workers + 2
 	in.free = make(chan *block, in.maxBlks)
+	in.hashBufs = make(chan []uint64, 4*in.maxBlks)
 	in.work = make(chan *piece, in.maxBlks)
 	in.order = make(chan *piece, in.maxBlks+1)
 	for range workers {
@@ -658,7 +662,7 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 	hasChecks := in.opt.Schema != nil
 	piiSeen := make([]uint8, ncol) // PII rows recorded per column in this piece
 	pieceKey := splitmix(in.opt.Seed ^ splitmix(p.idx+0x51ed27))
-	o := &pieceOut{}
+	o := &pieceOut{fh: in.hashBuf(), lh: in.hashBuf()}
 	var scratch []byte
 	var fbat *fieldBatch
 	var keys []uint64
@@ -732,7 +736,7 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 			if !in.emit(p, o) {
 				return
 			}
-			o = &pieceOut{}
+			o = &pieceOut{fh: in.hashBuf(), lh: in.hashBuf()}
 			clear(piiSeen)
 		}
 	}
@@ -741,6 +745,27 @@ func (in *ingestion) runPiece(sh *shard, p *piece) {
 	}
 	o.last = true
 	in.emit(p, o)
+}
+
+// hashBuf returns an empty slice for row hashes, recycled if one is free.
+func (in *ingestion) hashBuf() []uint64 {
+	select {
+	case b := <-in.hashBufs:
+		return b[:0]
+	default:
+		return nil
+	}
+}
+
+// putHashBuf hands a consumed row hash slice back for reuse.
+func (in *ingestion) putHashBuf(b []uint64) {
+	if cap(b) == 0 {
+		return
+	}
+	select {
+	case in.hashBufs <- b:
+	default:
+	}
 }
 
 // splitmix is SplitMix64's finalizer: a bijective 64-bit mix.
@@ -792,6 +817,9 @@ func (in *ingestion) merge() (*Result, error) {
 					dupFull = true
 				}
 			}
+			in.putHashBuf(o.fh)
+			in.putHashBuf(o.lh)
+			o.fh, o.lh = nil, nil
 			nviol += o.nviol
 			for _, v := range o.viol {
 				if len(viol) >= opt.MaxViolations {
