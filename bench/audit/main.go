@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -62,12 +63,7 @@ func main() {
 		runtime.Version(), runtime.GOMAXPROCS(0), *events, *runs, *appenders)
 
 	if *cpuprof != "" {
-		f, err := os.Create(*cpuprof)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+		defer record(*cpuprof, pprof.StartCPUProfile, pprof.StopCPUProfile)()
 	}
 	var logRates, plainRates, ratios []float64
 	for r := 0; r < *runs; r++ {
@@ -81,12 +77,7 @@ func main() {
 
 	if *rate > 0 {
 		if *tracef != "" {
-			f, err := os.Create(*tracef)
-			if err != nil {
-				log.Fatal(err)
-			}
-			trace.Start(f)
-			defer trace.Stop()
+			defer record(*tracef, trace.Start, trace.Stop)()
 		}
 		for r := 0; r < *runs; r++ {
 			latencyRun(ctx, key, false, r)
@@ -99,6 +90,18 @@ func main() {
 	if *storeN > 0 {
 		verifyStoreRun(ctx, key)
 	}
+}
+
+// record starts a profile or trace into path and returns what stops it.
+func record(path string, start func(io.Writer) error, stop func()) func() {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := start(f); err != nil {
+		log.Fatal(err)
+	}
+	return func() { stop(); f.Close() }
 }
 
 func median(xs []float64) float64 {
