@@ -130,13 +130,14 @@ func plainSegments(p string) ([]string, bool) {
 // handle is huma's operation handler for predictIn / inferVersionIn →
 // predictOut, step by step.
 func (fp *fastPredict) handle(w http.ResponseWriter, r *http.Request, rt fastRoute, endpoint, version string) {
-	hctx := humago.NewContext(rt.op, r, w)
-	// Body: huma's read deadline and readBody (LimitReader at MaxBodyBytes;
-	// reaching the limit is 413).
+	// huma's context, for its error answers only.
+	hctx := func() huma.Context { return humago.NewContext(rt.op, r, w) }
+	// Body: huma's read deadline (its context's SetReadDeadline) and
+	// readBody (LimitReader at MaxBodyBytes; reaching the limit is 413).
 	if rt.op.BodyReadTimeout > 0 {
-		hctx.SetReadDeadline(time.Now().Add(rt.op.BodyReadTimeout))
+		huma.SetReadDeadline(w, time.Now().Add(rt.op.BodyReadTimeout))
 	} else if rt.op.BodyReadTimeout < 0 {
-		hctx.SetReadDeadline(time.Time{})
+		huma.SetReadDeadline(w, time.Time{})
 	}
 	buf, _ := fp.bufPool.Get().(*bytes.Buffer)
 	if buf == nil {
@@ -149,17 +150,18 @@ func (fp *fastPredict) handle(w http.ResponseWriter, r *http.Request, rt fastRou
 		}
 	}()
 	if status, msg, errs := readBody(buf, r, rt.op.MaxBodyBytes); status != 0 {
-		huma.WriteErr(fp.api, hctx, status, msg, errs...)
+		huma.WriteErr(fp.api, hctx(), status, msg, errs...)
 		return
 	}
 	body := buf.Bytes()
 	if len(body) == 0 && rt.op.RequestBody != nil && rt.op.RequestBody.Required {
-		huma.WriteErr(fp.api, hctx, http.StatusBadRequest, "request body is required")
+		huma.WriteErr(fp.api, hctx(), http.StatusBadRequest, "request body is required")
 		return
 	}
 	o, err := fp.svc.Predict(r.Context(), serving.PredictInput{Ref: endpoint, Version: version, Protocol: rt.protocol, Body: body})
 	if err != nil {
 		p := fp.log(r.Context(), err) // wrap's mapping
+		hctx := hctx()
 		var he huma.HeadersError
 		if errors.As(error(p), &he) {
 			for k, values := range he.GetHeaders() {

@@ -22,10 +22,13 @@ type fairShare struct {
 	maxQueue int
 	queues   map[string][]chan struct{}
 	ring     []string // tenants with waiters, in round-robin order
+	rel      func()   // f.release, bound once (a method value allocates)
 }
 
 func newFairShare(capacity, maxQueue int) *fairShare {
-	return &fairShare{capacity: capacity, maxQueue: maxQueue, queues: map[string][]chan struct{}{}}
+	f := &fairShare{capacity: capacity, maxQueue: maxQueue, queues: map[string][]chan struct{}{}}
+	f.rel = f.release
+	return f
 }
 
 // acquire takes a slot for tenant; the returned release must be called.
@@ -34,7 +37,7 @@ func (f *fairShare) acquire(ctx context.Context, tenant string) (func(), error) 
 	if f.inUse < f.capacity && len(f.ring) == 0 {
 		f.inUse++
 		f.mu.Unlock()
-		return f.release, nil
+		return f.rel, nil
 	}
 	q := f.queues[tenant]
 	if len(q) >= f.maxQueue {
@@ -50,7 +53,7 @@ func (f *fairShare) acquire(ctx context.Context, tenant string) (func(), error) 
 	f.mu.Unlock()
 	select {
 	case <-ch:
-		return f.release, nil
+		return f.rel, nil
 	case <-ctx.Done():
 		f.mu.Lock()
 		q := f.queues[tenant]

@@ -209,7 +209,15 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 	// Out-of-distribution score (INF-5) and the extraction monitor's view
 	// of each row (INF-3): every value's normal score computed once.
 	F := len(schema.Features)
-	ood := make([]float64, rows.N)
+	// The rows' OOD scores, top probabilities and output probabilities
+	// share one allocation.
+	w := sm.width
+	pw := w // probabilities a row's output may carry
+	if pol.Output == rampart.OutputLabel {
+		pw = 1
+	}
+	fbuf := make([]float64, rows.N*(2+pw))
+	ood, pmax, probs := fbuf[:rows.N:rows.N], fbuf[rows.N:2*rows.N:2*rows.N], fbuf[2*rows.N:]
 	var xs []float64 // rows in the monitor's space, row-major
 	var oodFlags []bool
 	nOOD := 0
@@ -268,13 +276,6 @@ func (s *Service) predict(ctx context.Context, c rampart.Caller, ep rampart.Endp
 	op := guard.OutputPolicy{Mode: pol.Output, TopK: pol.TopK, Decimals: pol.Decimals}
 	preds := make([]guard.Prediction, rows.N)
 	classIdx := make([]int, rows.N)
-	pmax := make([]float64, rows.N)
-	w := sm.width
-	pw := w // probabilities a row's output may carry
-	if pol.Output == rampart.OutputLabel {
-		pw = 1
-	}
-	probs := make([]float64, rows.N*pw)
 	for i := range rows.N {
 		row := scores[i*w : (i+1)*w]
 		preds[i].Proba = probs[i*pw : i*pw : (i+1)*pw]

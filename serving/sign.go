@@ -44,7 +44,10 @@ type jwsHeader struct {
 // Digest is "sha256:<hex>" of b.
 func Digest(b []byte) string {
 	s := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(s[:])
+	var out [len("sha256:") + 2*sha256.Size]byte
+	copy(out[:], "sha256:")
+	hex.Encode(out[len("sha256:"):], s[:])
+	return string(out[:])
 }
 
 func (s *Service) sign(ctx context.Context, c Claims) (string, error) {
