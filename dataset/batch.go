@@ -290,8 +290,8 @@ func (c *colStats) numRun(buf []byte, bnds, keys []uint64, r int) int {
 }
 
 // catRun is add for a column that is not numeric and whose sketch counts:
-// missing values and values of up to 16 bytes already in the sketch
-// (their PII bits are cached there). It returns the index of the first
+// missing values and values of up to maxCatKey bytes already in the
+// sketch (their PII bits are cached there). It returns the index of the first
 // field it did not take.
 func (c *colStats) catRun(buf []byte, bnds []uint64, r int, ps *piiSink) int {
 	for ; r < len(bnds); r++ {
@@ -300,12 +300,14 @@ func (c *colStats) catRun(buf []byte, bnds []uint64, r int, ps *piiSink) int {
 			c.missing++
 			continue
 		}
-		if len(f) > 16 {
-			return r
+		var e *catEntry
+		if len(f) <= 16 {
+			w0, w1 := keyWords(f)
+			hi, lo := bits.Mul64(w0^catK0, w1^catK1^uint64(len(f))) // hashKey
+			e = c.sketch.findShort(hi^lo, w0, w1, len(f))
+		} else if len(f) <= maxCatKey {
+			e = c.sketch.findLong(maphash.Bytes(catSeed, f), f) // hashKey
 		}
-		w0, w1 := keyWords(f)
-		hi, lo := bits.Mul64(w0^catK0, w1^catK1^uint64(len(f))) // hashKey
-		e := c.sketch.findShort(hi^lo, w0, w1, len(f))
 		if e == nil {
 			return r
 		}
