@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -29,6 +30,28 @@ type Budget struct {
 
 	mu       sync.Mutex
 	counters map[budgetKey]*counter
+
+	day atomic.Pointer[cachedDay] // the last Day computed
+}
+
+type cachedDay struct {
+	n int64 // days since the Unix epoch (UTC)
+	s string
+}
+
+// day is Day(t), formatted once per UTC day.
+func (b *Budget) dayOf(t time.Time) string {
+	n := t.Unix()
+	if n < 0 {
+		n -= 86399 // floor, for times before 1970
+	}
+	n /= 86400
+	if c := b.day.Load(); c != nil && c.n == n {
+		return c.s
+	}
+	s := Day(t)
+	b.day.Store(&cachedDay{n: n, s: s})
+	return s
 }
 
 type budgetKey struct{ endpoint, principal, period string }
@@ -69,9 +92,10 @@ func (b *Budget) Take(ctx context.Context, endpointID, principalID string, n, pe
 		limit  int64
 		period string
 	}
-	var ls []lim
+	var arr [2]lim
+	ls := arr[:0]
 	if perDay >= 0 {
-		k := budgetKey{endpointID, principalID, Day(now)}
+		k := budgetKey{endpointID, principalID, b.dayOf(now)}
 		ls = append(ls, lim{b.counter(k), k, perDay, "day"})
 	}
 	if total >= 0 {
@@ -81,8 +105,12 @@ func (b *Budget) Take(ctx context.Context, endpointID, principalID string, n, pe
 	// Fixed lock order (day, then total) keeps concurrent takes deadlock-free.
 	for _, l := range ls {
 		l.c.mu.Lock()
-		defer l.c.mu.Unlock()
 	}
+	defer func() {
+		for _, l := range ls {
+			l.c.mu.Unlock()
+		}
+	}()
 	for _, l := range ls {
 		if !l.c.loaded {
 			r, err := b.store.ReservedQueries(ctx, l.k.endpoint, l.k.principal, l.k.period)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,31 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	authFail *prometheus.CounterVec
+
+	series sync.Map // routeCode → *routeSeries: looked up once per route and code
+}
+
+type routeCode struct {
+	route string
+	code  int
+}
+
+type routeSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts a request of route answered with code and its duration.
+func (m *httpMetrics) observe(route string, code int, d time.Duration) {
+	k := routeCode{route, code}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &routeSeries{requests: m.requests.WithLabelValues(route, strconv.Itoa(code)),
+			duration: m.duration.WithLabelValues(route)})
+	}
+	rs := v.(*routeSeries)
+	rs.requests.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
@@ -97,8 +123,7 @@ func (a *API) middleware(next http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
-			a.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-			a.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			a.metrics.observe(route, sw.status, time.Since(start))
 		}()
 		// Every body is bounded: JSON bodies by MaxJSONBody, registered
 		// streaming routes (uploads) by their own limit.
