@@ -175,8 +175,11 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 	time.Sleep(3 * time.Second)
 	fmt.Printf("idle server CPU: %.1f ms per second\n", float64((cpuTime(syscall.RUSAGE_SELF)-idle0).Microseconds())/1000/time.Since(idleT).Seconds())
 
-	// 1. submit → first progress event.
-	var lat, ack []time.Duration
+	// 1. submit → first progress event, and → succeeded: a 200-row
+	// logistic regression trains in about a millisecond, so its submit →
+	// succeeded time is the platform's fixed cost per job.
+	var lat, ack, end []time.Duration
+	srv0 := cpuTime(syscall.RUSAGE_SELF)
 	for range samples {
 		t0 := time.Now()
 		var j rampart.Job
@@ -189,16 +192,24 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 			if ev.Type == rampart.EventProgress && first == 0 {
 				first = time.Since(t0)
 			}
+			if ev.Final() {
+				end = append(end, time.Since(t0))
+			}
 		}); err != nil {
 			return err
 		}
 		lat = append(lat, first)
 	}
+	srvPerJob := (cpuTime(syscall.RUSAGE_SELF) - srv0) / time.Duration(max(samples, 1))
 	if samples > 0 {
 		slices.Sort(lat)
 		fmt.Printf("submit → first progress event (%d jobs, sequential): median %s, p90 %s, min %s, max %s (POST answered: median %s)\n", len(lat),
 			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*9/10].Round(time.Millisecond), lat[0].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond),
 			median(ack).Round(time.Millisecond))
+		slices.Sort(end)
+		fmt.Printf("submit → succeeded event, small job (fixed cost per job): median %s, p90 %s, min %s; server process CPU %.1f ms per job\n",
+			end[len(end)/2].Round(100*time.Microsecond), end[len(end)*9/10].Round(100*time.Microsecond), end[0].Round(100*time.Microsecond),
+			float64(srvPerJob.Microseconds())/1000)
 	}
 
 	// 2. throughput: 100 small jobs, 2 slots.
@@ -225,7 +236,7 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 	fmt.Printf("GOMAXPROCS %d, NumCPU %d (the worker inherits the same CPUs, cgroup and an empty environment, so the same GOMAXPROCS)\n",
 		runtime.GOMAXPROCS(0), runtime.NumCPU())
 	for _, w := range workloads {
-		if w == "" {
+		if w == "" || runs <= 0 {
 			continue
 		}
 		spec, ok := all[w]
@@ -284,6 +295,14 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 		// spare) happened before the job.
 		fmt.Printf("    CPU time, medians: bare %s; platform %s (%+.1f%%), of which the server process %s\n", median(bareCPU).Round(time.Millisecond),
 			median(platCPU).Round(time.Millisecond), 100*(median(platCPU).Seconds()/median(bareCPU).Seconds()-1), median(srvCPU).Round(time.Millisecond))
+		// Each platform run follows its bare run: the median of the pairs'
+		// differences is the fixed cost, less exposed to load that shifts
+		// both runs of a pair alike.
+		var dE, dW []time.Duration
+		for i := range plat {
+			dE, dW = append(dE, plat[i]-bare[i]), append(dW, child[i]-bare[i])
+		}
+		fmt.Printf("    paired differences platform − bare, median: end to end %s, worker %s\n", median(dE).Round(100*time.Microsecond), median(dW).Round(100*time.Microsecond))
 	}
 	return nil
 }
