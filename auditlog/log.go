@@ -69,8 +69,8 @@ type Config struct {
 	// them; so do all batches while flushing fails (fail closed).
 	AckOnWrite func(*Event) bool
 	// FlushInterval is the least time between two background flushes
-	// (default 2 ms; negative: none). A flush covers everything committed
-	// before it, so pacing bounds the flushes to a few hundred a second
+	// (default 5 ms; negative: none). A flush covers everything committed
+	// before it, so pacing bounds the flushes to 200 a second
 	// under any load — each is a disk cache flush that every other writer
 	// of the file system waits behind — while adding at most this much to
 	// the window a power loss could cut and to the wait of a non-AckOnWrite
@@ -209,7 +209,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		cfg.CommitTimeout = 30 * time.Second
 	}
 	if cfg.FlushInterval == 0 {
-		cfg.FlushInterval = 2 * time.Millisecond
+		cfg.FlushInterval = 5 * time.Millisecond
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
