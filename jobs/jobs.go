@@ -31,6 +31,9 @@ type Store interface {
 	ListJobs(ctx context.Context, tenantID string, p rampart.Page) ([]rampart.Job, string, error)
 	ListJobsInState(ctx context.Context, states ...rampart.JobState) ([]rampart.Job, error)
 	UpdateJob(ctx context.Context, id string, change func(*rampart.Job) (*rampart.JobEvent, bool)) (rampart.Job, *rampart.JobEvent, error)
+	// UpdateJobTx is UpdateJob in the caller's transaction on the same
+	// database (the registry's, see Trained.Then).
+	UpdateJobTx(ctx context.Context, tx *sql.Tx, id string, change func(*rampart.Job) (*rampart.JobEvent, bool)) (rampart.Job, *rampart.JobEvent, error)
 	ListJobEvents(ctx context.Context, jobID string, after int64, limit int) ([]rampart.JobEvent, error)
 	LedgerSpent(ctx context.Context, datasetID, grantee string) (float64, error)
 	CountLiveJobs(ctx context.Context, tenantID string) (int, error)
@@ -102,6 +105,13 @@ type Trained struct {
 	DPDelta        float64
 	StartedAt      time.Time
 	FinishedAt     time.Time
+	// Then records the job's final state in the transaction that stores
+	// its model version (same database): one commit instead of two, and
+	// the job is never succeeded without its version, nor the version
+	// without its job's state. A registrar calls it when it can; when it
+	// did not (see registry.TrainedInput.Then), the job records its state
+	// itself.
+	Then func(tx *sql.Tx, modelID string, version int) error
 }
 
 // Registrar registers a trained model version (the registry service:
@@ -448,8 +458,19 @@ func (s *Service) finish(ctx context.Context, id string, state rampart.JobState,
 // finishRun is finish recording, in the same update, the isolation the
 // run got (TEN-2); a job already final still gets the isolation.
 func (s *Service) finishRun(ctx context.Context, id string, state rampart.JobState, reason string, res *rampart.JobResult, iso []string) (rampart.Job, error) {
-	now := s.now().UTC()
-	j, ev, err := s.d.Store.UpdateJob(ctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
+	j, ev, err := s.d.Store.UpdateJob(ctx, id, finishChange(state, reason, res, iso, s.now().UTC()))
+	if err != nil {
+		return j, err
+	}
+	if ev != nil {
+		s.publish(*ev)
+	}
+	return j, nil
+}
+
+// finishChange is the final update of finishRun.
+func finishChange(state rampart.JobState, reason string, res *rampart.JobResult, iso []string, now time.Time) func(j *rampart.Job) (*rampart.JobEvent, bool) {
+	return func(j *rampart.Job) (*rampart.JobEvent, bool) {
 		if iso != nil {
 			j.Isolation = iso
 		}
@@ -472,14 +493,7 @@ func (s *Service) finishRun(ctx context.Context, id string, state rampart.JobSta
 			e.Metrics = res.Metrics
 		}
 		return e, true
-	})
-	if err != nil {
-		return j, err
 	}
-	if ev != nil {
-		s.publish(*ev)
-	}
-	return j, nil
 }
 
 // Ledger returns the ε spent on a dataset by a grantee (TRAIN-3).

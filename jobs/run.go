@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -222,14 +223,27 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	result := &rampart.JobResult{ArtifactDigest: digest, ArtifactSize: int64(len(res.Artifact)), Metrics: res.Metrics,
 		DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta}
 	finished := s.now().UTC()
+	// The stored progress events precede the final one.
+	waitProgress()
 	if s.d.Registrar != nil {
 		j.Attempt = attempt
+		// The job's final update is made in the transaction that stores
+		// its model version (Trained.Then): one durable commit instead of
+		// two, and a job reported succeeded always has its version.
+		var finalEv *rampart.JobEvent
+		committed := false
+		then := func(tx *sql.Tx, modelID string, version int) error {
+			r := *result
+			r.ModelID, r.ModelVersion = modelID, version
+			_, ev, err := s.d.Store.UpdateJobTx(wctx, tx, id, finishChange(rampart.JobSucceeded, "", &r, iso, s.now().UTC()))
+			finalEv, committed = ev, err == nil
+			return err
+		}
 		modelID, version, err := s.d.Registrar.RegisterTrained(rampart.WithCaller(wctx, rampart.Caller{Principal: p, RequestID: "job:" + id}), Trained{
 			Job: j, Artifact: res.Artifact, ArtifactDigest: digest, Metrics: res.Metrics, DatasetDigest: td.Digest,
 			DatasetName: td.DatasetName, DatasetVersion: td.Version,
-			GrantID: td.GrantID, DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta, StartedAt: started, FinishedAt: finished})
+			GrantID: td.GrantID, DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta, StartedAt: started, FinishedAt: finished, Then: then})
 		if err != nil {
-			waitProgress()
 			var re *rampart.Error
 			if errors.As(err, &re) && re.Code == rampart.CodeInvalid && re.Field == "artifact" {
 				return fail(invalidArtifact)
@@ -240,13 +254,19 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 			return fail("registering the model failed: " + errString(err))
 		}
 		result.ModelID, result.ModelVersion = modelID, version
+		if committed {
+			if finalEv != nil {
+				s.publish(*finalEv)
+			}
+			s.audit(wctx, j, "job.succeeded", "ok", digest)
+			return nil
+		}
 	} else {
 		ref := barrier.Ref{Tenant: j.TenantID, Kind: "job-artifact", ID: id, Version: attempt}
 		if _, err := s.d.Sealer.PutBytes(wctx, ref, res.Artifact); err != nil {
 			return s.retryOrFail(wctx, id, attempt, maxAttempts, "storing the artifact failed", err)
 		}
 	}
-	waitProgress()
 	_, err = s.finishRun(wctx, id, rampart.JobSucceeded, "", result, iso)
 	if err != nil {
 		return fmt.Errorf("job %s: %w", id, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -57,6 +58,19 @@ type TrainedInput struct {
 	// the training data when empty.
 	IntendedUse string
 	Limitations []string
+	// Then, when set and the store supports it (AddModelVersionThen), runs
+	// in the transaction that stores the new version, with the version: a
+	// training job's final state is then durable together with its model
+	// version, in one commit. It is not called when the job's version
+	// already exists (a retried job) or the store cannot; the caller then
+	// records its state itself.
+	Then func(tx *sql.Tx, v rampart.ModelVersion) error
+}
+
+// versionThenStore is a store that adds a version together with the
+// caller's own write (sqlite.DB).
+type versionThenStore interface {
+	AddModelVersionThen(ctx context.Context, r rampart.ModelRecord, then func(*sql.Tx) error) error
 }
 
 // RegisterTrained registers the artifact of a finished training job as a
@@ -207,7 +221,7 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 		ps.discard(ctx)
 		return rampart.ModelVersion{}, err
 	}
-	return s.register(ctx, a, in.Owner, in.RequestID, in.ModelName, in.Artifact, rampart.FormatRampart, card, bd, md, ps)
+	return s.register(ctx, a, in.Owner, in.RequestID, in.ModelName, in.Artifact, rampart.FormatRampart, card, bd, md, ps, in.Then)
 }
 
 // pendingSeal is an artifact being sealed under a fresh random reference:
@@ -273,7 +287,7 @@ func nonNil(m map[string]string) map[string]string {
 // prepared and its lineage event recorded; the row is stored only after
 // both (fail closed). A failure shreds the sealed artifact.
 func (s *Service) register(ctx context.Context, a *audited, owner rampart.Principal, requestID, name string, artifact []byte, format string,
-	card Card, bd signer.BuildDefinition, md signer.BuildMetadata, ps *pendingSeal) (_ rampart.ModelVersion, err error) {
+	card Card, bd signer.BuildDefinition, md signer.BuildMetadata, ps *pendingSeal, then func(*sql.Tx, rampart.ModelVersion) error) (_ rampart.ModelVersion, err error) {
 	if ps == nil {
 		ps = s.startSeal(ctx, owner.TenantID, artifact)
 	}
@@ -309,7 +323,7 @@ func (s *Service) register(ctx context.Context, a *audited, owner rampart.Princi
 	// Another process (or service instance) may take the same version
 	// number first: the store refuses the second, and we try the next.
 	for attempt := 0; ; attempt++ {
-		v, err := s.storeVersion(ctx, owner, requestID, name, ps.artifactID, int64(len(artifact)), digest, format, card, env, key.PublicKey(), ps.wait)
+		v, err := s.storeVersion(ctx, owner, requestID, name, ps.artifactID, int64(len(artifact)), digest, format, card, env, key.PublicKey(), ps.wait, then)
 		if err == nil || !errors.Is(err, rampart.ErrConflict) || attempt == 4 || ps.wait() != nil {
 			if err != nil {
 				return rampart.ModelVersion{}, a.Done(ctx, err)
@@ -322,9 +336,10 @@ func (s *Service) register(ctx context.Context, a *audited, owner rampart.Princi
 // storeVersion allocates the next version number of the named model
 // (creating the model), builds card, BOM and binding for it, records the
 // lineage event (AUDIT-5), waits for the artifact to be sealed (sealed)
-// and stores the row.
+// and stores the row, with then in its transaction when the store can.
 func (s *Service) storeVersion(ctx context.Context, owner rampart.Principal, requestID, name, artifactID string, size int64,
-	digest, format string, card Card, env []byte, pub ed25519.PublicKey, sealed func() error) (rampart.ModelVersion, error) {
+	digest, format string, card Card, env []byte, pub ed25519.PublicKey, sealed func() error,
+	then func(*sql.Tx, rampart.ModelVersion) error) (rampart.ModelVersion, error) {
 	m, err := s.store.GetModelByName(ctx, owner.TenantID, name)
 	if errors.Is(err, rampart.ErrNotFound) {
 		m = rampart.Model{ID: rampart.NewID(rampart.PrefixModel), TenantID: owner.TenantID, Name: name, Owner: owner.ID, CreatedAt: s.now().UTC()}
@@ -372,7 +387,11 @@ func (s *Service) storeVersion(ctx context.Context, owner rampart.Principal, req
 	}
 	err = sealed()
 	if err == nil {
-		err = s.store.AddModelVersion(ctx, rec)
+		if ts, ok := s.store.(versionThenStore); ok && then != nil {
+			err = ts.AddModelVersionThen(ctx, rec, func(tx *sql.Tx) error { return then(tx, rec.ModelVersion) })
+		} else {
+			err = s.store.AddModelVersion(ctx, rec)
+		}
 	}
 	if err != nil {
 		ev.Outcome, ev.Allow, ev.Time = string(rampart.ErrorCode(err)), false, s.now().UTC()

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -89,5 +90,44 @@ func TestRegisterRefusedLeavesNoArtifact(t *testing.T) {
 		if _, err := e.db.GetModelVersionByJob(context.Background(), e.tenant.ID, job); !errors.Is(err, rampart.ErrNotFound) {
 			t.Fatalf("%s: version stored: %v", job, err)
 		}
+	}
+}
+
+// TestRegisterThen: TrainedInput.Then runs in the transaction that stores
+// the version (it sees the row before the commit) and its failure rolls
+// the version back, shredding the artifact: a training job's final state
+// and its model version are durable together or not at all.
+func TestRegisterThen(t *testing.T) {
+	e := newEnv(t)
+	in := e.trained("churn", "job_then")
+	var seen int
+	in.Then = func(tx *sql.Tx, v rampart.ModelVersion) error {
+		return tx.QueryRow(`SELECT count(*) FROM model_versions WHERE model_id=? AND version=? AND job_id=?`, v.ModelID, v.Version, "job_then").Scan(&seen)
+	}
+	v, err := e.svc.RegisterTrained(context.Background(), in)
+	if err != nil || seen != 1 || v.Version != 1 {
+		t.Fatalf("then saw %d rows; %+v %v", seen, v, err)
+	}
+	blobs := func() int {
+		n := 0
+		_ = filepath.WalkDir(filepath.Join(e.dir, "blobs"), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	before := blobs()
+	in = e.trained("churn", "job_then_fails")
+	in.Then = func(*sql.Tx, rampart.ModelVersion) error { return errors.New("job update failed") }
+	if _, err := e.svc.RegisterTrained(context.Background(), in); err == nil {
+		t.Fatal("registered although Then failed")
+	}
+	if _, err := e.db.GetModelVersionByJob(context.Background(), e.tenant.ID, "job_then_fails"); !errors.Is(err, rampart.ErrNotFound) {
+		t.Fatalf("version stored although Then failed: %v", err)
+	}
+	if after := blobs(); after != before {
+		t.Fatalf("%d blobs before, %d after the rolled-back registration", before, after)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -128,6 +129,9 @@ func (a registrarAdapter) RegisterTrained(ctx context.Context, t jobs.Trained) (
 	// The DP guarantee comes from the artifact itself: RegisterTrained
 	// parses it (the one parse of the artifact in the parent) and takes
 	// in.DP from the model when it is nil.
+	if t.Then != nil {
+		in.Then = func(tx *sql.Tx, v rampart.ModelVersion) error { return t.Then(tx, v.ModelID, v.Version) }
+	}
 	mv, err := a.reg.RegisterTrained(ctx, in)
 	if err != nil {
 		return "", 0, err

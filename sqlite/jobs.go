@@ -249,33 +249,49 @@ func (d *DB) updateJob(ctx context.Context, id string, change func(*rampart.Job)
 		return rampart.Job{}, nil, mapErr(err, "job")
 	}
 	defer tx.Rollback()
-	j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id=?`, id))
-	if err != nil {
-		return j, nil, mapErr(err, "job")
-	}
-	ev, ok := change(&j)
-	if !ok {
-		return j, nil, nil
-	}
-	spec, progress, isolation, result, err := jobValues(j)
-	if err != nil {
+	j, ev, ok, err := updateJobTx(ctx, tx, id, change)
+	if err != nil || !ok {
 		return j, nil, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET dataset_digest=?, spec=?, state=?, reason=?, attempt=?, progress=?, result=?,
-		isolation=?, started_at=?, finished_at=? WHERE id=?`, j.DatasetDigest, spec, j.State, j.Reason, j.Attempt, progress, result,
-		isolation, optNanos(j.StartedAt), optNanos(j.FinishedAt), id); err != nil {
-		return j, nil, mapErr(err, "job")
-	}
-	if ev != nil {
-		ev.JobID = id
-		if err := insertEvent(ctx, tx, ev); err != nil {
-			return j, nil, err
-		}
 	}
 	if err := tx.Commit(); err != nil {
 		return j, nil, mapErr(err, "job")
 	}
 	return j, ev, nil
+}
+
+// UpdateJobTx is UpdateJob inside the caller's transaction (another
+// store's, on this database: AddModelVersionThen), which the caller
+// commits; the event's sequence number is final only once it has.
+func (d *DB) UpdateJobTx(ctx context.Context, tx *sql.Tx, id string, change func(*rampart.Job) (*rampart.JobEvent, bool)) (rampart.Job, *rampart.JobEvent, error) {
+	j, ev, _, err := updateJobTx(ctx, tx, id, change)
+	return j, ev, err
+}
+
+func updateJobTx(ctx context.Context, tx *sql.Tx, id string, change func(*rampart.Job) (*rampart.JobEvent, bool)) (rampart.Job, *rampart.JobEvent, bool, error) {
+	j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE id=?`, id))
+	if err != nil {
+		return j, nil, false, mapErr(err, "job")
+	}
+	ev, ok := change(&j)
+	if !ok {
+		return j, nil, false, nil
+	}
+	spec, progress, isolation, result, err := jobValues(j)
+	if err != nil {
+		return j, nil, false, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET dataset_digest=?, spec=?, state=?, reason=?, attempt=?, progress=?, result=?,
+		isolation=?, started_at=?, finished_at=? WHERE id=?`, j.DatasetDigest, spec, j.State, j.Reason, j.Attempt, progress, result,
+		isolation, optNanos(j.StartedAt), optNanos(j.FinishedAt), id); err != nil {
+		return j, nil, false, mapErr(err, "job")
+	}
+	if ev != nil {
+		ev.JobID = id
+		if err := insertEvent(ctx, tx, ev); err != nil {
+			return j, nil, false, err
+		}
+	}
+	return j, ev, true, nil
 }
 
 // ListJobEvents returns up to limit events of a job with seq > after.

@@ -102,6 +102,15 @@ func (d *DB) ListModels(ctx context.Context, tenantID string, p rampart.Page) ([
 // AddModelVersion implements rampart.ModelStore: the version number must be
 // the model's latest + 1, checked and bumped in the same transaction.
 func (d *DB) AddModelVersion(ctx context.Context, r rampart.ModelRecord) error {
+	return d.AddModelVersionThen(ctx, r, nil)
+}
+
+// AddModelVersionThen is AddModelVersion that also runs then (when not
+// nil) in the same transaction, after the version's row is written and
+// before the commit: the version and the caller's own write (a training
+// job's final state) are durable together or not at all. An error from
+// then rolls both back.
+func (d *DB) AddModelVersionThen(ctx context.Context, r rampart.ModelRecord, then func(*sql.Tx) error) error {
 	metrics, err := json.Marshal(r.Metrics)
 	if err != nil {
 		return fmt.Errorf("model version metrics: %w", err)
@@ -134,6 +143,11 @@ func (d *DB) AddModelVersion(ctx context.Context, r rampart.ModelRecord) error {
 		r.ArtifactID, r.Card, r.BOM, r.Attestation, r.Binding)
 	if err != nil {
 		return mapErr(err, "model version")
+	}
+	if then != nil {
+		if err := then(tx); err != nil {
+			return err
+		}
 	}
 	return mapErr(tx.Commit(), "model version")
 }
