@@ -226,7 +226,11 @@ func (e *Executor) SetSpares(n int) {
 	e.fill()
 }
 
-// take returns a live spare, or nil, and starts replacing it.
+// take returns a live spare, or nil. It starts replacing it at once only
+// when no spare is left; otherwise the replacement is started when the
+// job's run ends (Run), so that starting a process (clone, exec, runtime
+// start-up: CPU on a machine of few cores) does not compete with the
+// training that just began, while the next job still finds a spare.
 func (e *Executor) take() *proc {
 	var p *proc
 	var dead []*proc
@@ -237,12 +241,15 @@ func (e *Executor) take() *proc {
 			dead, p = append(dead, p), nil
 		}
 	}
+	left := len(e.spares)
 	e.spareMu.Unlock()
 	for _, d := range dead {
 		e.cfg.Log.Warn("executor: a spare worker had exited; discarded", "stderr", d.stderr.String())
 		go d.discard(e)
 	}
-	e.fill()
+	if left == 0 {
+		e.fill()
+	}
 	return p
 }
 
@@ -475,6 +482,7 @@ func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limit
 	}
 	spec.MemoryBytes = lim.MemoryBytes
 	p := e.take()
+	defer e.fill() // after release (deferred below): the spares a job took are replaced once it ends
 	if p == nil {
 		var err error
 		if p, err = e.spawn(); err != nil {
