@@ -17,7 +17,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/blob"
@@ -88,17 +87,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 		return 0, err
 	}
 	tmp := path.Join(dir, tmpPrefix+rampart.RandomToken(12))
-	direct := oDirect != 0
-	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oDirect, 0o600)
-	if direct && errors.Is(err, syscall.EINVAL) {
-		// The file system does not take O_DIRECT (tmpfs, say); Linux
-		// may have created the file before refusing the flag.
-		direct = false
-		if rerr := s.root.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			return 0, fmt.Errorf("blob/disk: create temp: %w", rerr)
-		}
-		f, err = s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	}
+	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("blob/disk: create temp: %w", err)
 	}
@@ -109,12 +98,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 			_ = s.root.Remove(tmp)
 		}
 	}()
-	var n int64
-	if direct {
-		n, err = writeDirect(ctx, f, r)
-	} else {
-		n, err = io.Copy(f, ctxReader{ctx, r})
-	}
+	n, err := io.Copy(f, ctxReader{ctx, r})
 	if err != nil {
 		return n, fmt.Errorf("blob/disk: write %s: %w", key, err)
 	}
