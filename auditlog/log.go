@@ -554,16 +554,18 @@ func (l *Log) writeLoop(in <-chan *prepared) {
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CommitTimeout)
-		l.writeMu.Lock()
 		t0 := time.Now()
 		var err error
 		if deferred {
+			// Not under writeMu: a deferred append must not queue
+			// behind a checkpoint's durable write (DeferredSyncer).
 			err = l.ds.AppendLeavesDeferred(ctx, p.leaves)
 		} else {
+			l.writeMu.Lock()
 			err = l.st.AppendLeaves(ctx, p.leaves)
+			l.writeMu.Unlock()
 		}
 		l.storeNs.Add(int64(time.Since(t0)))
-		l.writeMu.Unlock()
 		cancel()
 		if err != nil {
 			l.failedEpoch.Store(p.epoch + 1)

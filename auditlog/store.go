@@ -61,7 +61,9 @@ type DeferredSyncer interface {
 	// AppendLeavesDeferred is AppendLeaves without waiting for the disk: on
 	// return the leaves are committed and visible, and survive a crash or
 	// kill -9 of this process (they are in the operating system), but a
-	// power loss before the next Sync may lose them.
+	// power loss before the next Sync may lose them. The log calls it
+	// without holding back its other writes (checkpoints, time-stamps),
+	// so the store serialises them itself.
 	AppendLeavesDeferred(ctx context.Context, leaves []Leaf) error
 	// Sync makes every leaf committed so far durable against power loss.
 	Sync(ctx context.Context) error

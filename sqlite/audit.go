@@ -532,7 +532,17 @@ func (s *AuditStore) Sync(ctx context.Context) error {
 	if j := s.j; s.jstate.Load() == jstateOwn && j != nil {
 		j.mu.Lock()
 		fs := j.syncFiles()
+		dir := j.dirDirty
+		j.dirDirty = false
 		j.mu.Unlock()
+		if dir {
+			if err := syncDir(filepath.Dir(s.path)); err != nil {
+				j.mu.Lock()
+				j.dirDirty = true
+				j.mu.Unlock()
+				return fmt.Errorf("audit journal: %w", err)
+			}
+		}
 		for _, f := range fs {
 			// A file closed meanwhile was stored in SQLite and deleted.
 			if err := datasync(f); err != nil && !errors.Is(err, os.ErrClosed) {

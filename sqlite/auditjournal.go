@@ -164,6 +164,7 @@ type journal struct {
 	pending  []auditlog.Leaf  // journaled, not yet in audit_leaves
 	next     uint64           // index of the next leaf to be stored
 	broken   error            // a failed write that could not be undone
+	dirDirty bool             // a segment was created since the directory was last flushed
 	buf      []byte
 
 	kick chan struct{}
@@ -274,12 +275,10 @@ func (j *journal) rotate(first uint64) error {
 	if err != nil {
 		return fmt.Errorf("audit journal: %w", err)
 	}
-	// The new file's name must survive a power loss like its contents.
-	if err := syncDir(filepath.Dir(p)); err != nil {
-		f.Close()
-		os.Remove(p)
-		return fmt.Errorf("audit journal: %w", err)
-	}
+	// The new file's name must survive a power loss like its contents:
+	// the next Sync flushes the directory too (not here, where every
+	// append would wait for it).
+	j.dirDirty = true
 	if j.cur != nil {
 		if j.curSize > 0 {
 			j.segs = append(j.segs, journalSegment{path: j.curPath, last: j.curLast})
