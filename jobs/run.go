@@ -75,22 +75,128 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	}()
 
 	started := s.now().UTC()
-	j, ev, err := s.d.Store.UpdateJob(wctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
-		if j.State.Final() {
-			return nil, false
-		}
-		t, msg := rampart.EventRunning, ""
-		if attempt > 1 {
-			t, msg = rampart.EventRetrying, fmt.Sprintf("attempt %d of %d after the previous one was interrupted", attempt, maxAttempts)
-		}
-		j.State, j.Attempt, j.StartedAt = rampart.JobRunning, attempt, &started
-		j.Progress = rampart.JobProgress{}
-		return &rampart.JobEvent{Time: started, Type: t, Attempt: attempt, Message: msg}, true
-	})
+	// The durable `running` update and the start of training overlap: once
+	// the data is open (authorized, DATA-7) and is the version admitted
+	// (DATA-3), the worker gets its spec and data while the update commits,
+	// instead of one durable write later. Nothing the worker returns is
+	// used before the update has committed; if it fails, or the job became
+	// final meanwhile (cancelled while queued), the worker is killed and
+	// its output discarded. Progress is stored only after the `running`
+	// event, so the job's events keep their order.
+	type updateResult struct {
+		j   rampart.Job
+		ev  *rampart.JobEvent
+		err error
+	}
+	updated := make(chan updateResult, 1)
+	go func() {
+		j, ev, err := s.d.Store.UpdateJob(wctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
+			if j.State.Final() {
+				return nil, false
+			}
+			t, msg := rampart.EventRunning, ""
+			if attempt > 1 {
+				t, msg = rampart.EventRetrying, fmt.Sprintf("attempt %d of %d after the previous one was interrupted", attempt, maxAttempts)
+			}
+			j.State, j.Attempt, j.StartedAt = rampart.JobRunning, attempt, &started
+			j.Progress = rampart.JobProgress{}
+			return &rampart.JobEvent{Time: started, Type: t, Attempt: attempt, Message: msg}, true
+		})
+		updated <- updateResult{j, ev, err}
+	}()
 	o := <-opened
 	if o.td != nil {
 		defer o.td.Close()
 	}
+
+	// Progress is stored by a goroutine of its own: the frame loop (and so
+	// the worker's output pipe, which carries the artifact) never waits on
+	// a durable write. It starts storing once the `running` update is
+	// known (runningDone) and is drained before the job's final update, so
+	// the events keep their order.
+	type stored struct {
+		pr  executor.Progress
+		now time.Time
+	}
+	runningDone := make(chan struct{})
+	progCh := make(chan stored, 16)
+	progDone := make(chan struct{})
+	go func() {
+		defer close(progDone)
+		<-runningDone
+		for st := range progCh {
+			pr, now := st.pr, st.now
+			_, ev, err := s.d.Store.UpdateJob(wctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
+				if j.State != rampart.JobRunning || j.Attempt != attempt {
+					return nil, false
+				}
+				j.Progress = rampart.JobProgress{Stage: pr.Stage, Step: pr.Step, Total: pr.Total, Loss: pr.Loss}
+				return &rampart.JobEvent{Time: now, Type: rampart.EventProgress, Attempt: attempt, Stage: pr.Stage,
+					Step: pr.Step, Total: pr.Total, Loss: pr.Loss}, true
+			})
+			if err == nil && ev != nil {
+				s.publish(*ev)
+			}
+		}
+	}()
+	var progOnce sync.Once
+	waitProgress := func() { progOnce.Do(func() { close(progCh); <-progDone }) }
+	var lastStored time.Time
+	progress := func(pr executor.Progress) {
+		now := s.now().UTC()
+		if !lastStored.IsZero() && now.Sub(lastStored) < progressEvery && pr.Stage != "done" {
+			return
+		}
+		select {
+		case progCh <- stored{pr, now}:
+			lastStored = now
+		default:
+			// The store is far behind (16 updates at most every 500 ms):
+			// skip this report; the last one is still waited for.
+			if pr.Stage == "done" {
+				progCh <- stored{pr, now}
+				lastStored = now
+			}
+		}
+	}
+
+	// The worker starts early only for data that will be used as it is:
+	// the same checks are made again below, in order, once the update is
+	// known.
+	type runResult struct {
+		res *executor.Result
+		err error
+	}
+	var ran chan runResult
+	if !o.inactive && o.err == nil && o.td != nil && o.td.Digest == cur.DatasetDigest {
+		spec := executor.Spec{Algorithm: cur.Spec.Algorithm, Task: cur.Spec.Task, Target: cur.Spec.Target, Features: cur.Spec.Features,
+			Params: cur.Spec.Params, Seed: cur.Spec.Seed}
+		if cur.Spec.DP != nil {
+			spec.DPEpsilon, spec.DPDelta = cur.Spec.DP.Epsilon, cur.Spec.DP.Delta
+		}
+		lim := executor.Limits{MemoryBytes: int64(cur.Spec.Limits.MemoryMB) << 20, CPUSeconds: cur.Spec.Limits.CPUSeconds,
+			Wall: time.Duration(cur.Spec.Limits.WallSeconds) * time.Second}
+		ran = make(chan runResult, 1)
+		td := o.td
+		go func() {
+			res, err := s.d.Executor.Run(runCtx, spec, td, lim, progress)
+			ran <- runResult{res, err}
+		}()
+	}
+	u := <-updated
+	close(runningDone)
+	j, ev, err := u.j, u.ev, u.err
+	// Whatever happens next, the worker started above has ended before
+	// this attempt returns (and before its data is closed).
+	abandon := func() {
+		if ran != nil {
+			cancel()
+			<-ran
+			ran = nil
+		}
+	}
+	defer waitProgress()
+	defer abandon()
 	if err != nil {
 		return fmt.Errorf("job %s: %w", id, err)
 	}
@@ -101,6 +207,8 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 
 	var iso []string // what the run got, once it ran (TEN-2)
 	fail := func(reason string) error {
+		abandon()
+		waitProgress()
 		_, err := s.finishRun(wctx, id, rampart.JobFailed, reason, nil, iso)
 		return err
 	}
@@ -125,63 +233,12 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	if td.Digest != j.DatasetDigest {
 		return fail("the dataset version's digest changed since the job was admitted")
 	}
-
-	// Progress is stored by a goroutine of its own: the frame loop (and so
-	// the worker's output pipe, which carries the artifact) never waits on
-	// a durable write. It is drained before the job's final update, so the
-	// events keep their order.
-	type stored struct {
-		pr  executor.Progress
-		now time.Time
+	if ran == nil { // not reached: the worker starts whenever the checks above pass
+		return s.retryOrFail(wctx, id, attempt, maxAttempts, "internal error starting the training process", errors.New("worker not started"))
 	}
-	progCh := make(chan stored, 16)
-	progDone := make(chan struct{})
-	go func() {
-		defer close(progDone)
-		for st := range progCh {
-			pr, now := st.pr, st.now
-			_, ev, err := s.d.Store.UpdateJob(wctx, id, func(j *rampart.Job) (*rampart.JobEvent, bool) {
-				if j.State != rampart.JobRunning || j.Attempt != attempt {
-					return nil, false
-				}
-				j.Progress = rampart.JobProgress{Stage: pr.Stage, Step: pr.Step, Total: pr.Total, Loss: pr.Loss}
-				return &rampart.JobEvent{Time: now, Type: rampart.EventProgress, Attempt: attempt, Stage: pr.Stage,
-					Step: pr.Step, Total: pr.Total, Loss: pr.Loss}, true
-			})
-			if err == nil && ev != nil {
-				s.publish(*ev)
-			}
-		}
-	}()
-	var progOnce sync.Once
-	waitProgress := func() { progOnce.Do(func() { close(progCh); <-progDone }) }
-	defer waitProgress()
-	var lastStored time.Time
-	progress := func(pr executor.Progress) {
-		now := s.now().UTC()
-		if !lastStored.IsZero() && now.Sub(lastStored) < progressEvery && pr.Stage != "done" {
-			return
-		}
-		select {
-		case progCh <- stored{pr, now}:
-			lastStored = now
-		default:
-			// The store is far behind (16 updates at most every 500 ms):
-			// skip this report; the last one is still waited for.
-			if pr.Stage == "done" {
-				progCh <- stored{pr, now}
-				lastStored = now
-			}
-		}
-	}
-	spec := executor.Spec{Algorithm: j.Spec.Algorithm, Task: j.Spec.Task, Target: j.Spec.Target, Features: j.Spec.Features,
-		Params: j.Spec.Params, Seed: j.Spec.Seed}
-	if j.Spec.DP != nil {
-		spec.DPEpsilon, spec.DPDelta = j.Spec.DP.Epsilon, j.Spec.DP.Delta
-	}
-	lim := executor.Limits{MemoryBytes: int64(j.Spec.Limits.MemoryMB) << 20, CPUSeconds: j.Spec.Limits.CPUSeconds,
-		Wall: time.Duration(j.Spec.Limits.WallSeconds) * time.Second}
-	res, err := s.d.Executor.Run(runCtx, spec, td, lim, progress)
+	r := <-ran
+	ran = nil
+	res, err := r.res, r.err
 	if err != nil {
 		waitProgress()
 		var f *executor.Failure
