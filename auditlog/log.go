@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -506,8 +507,17 @@ func (l *Log) extend(p *prepared, r *request) {
 		l.finish([]*request{r}, err)
 		return
 	}
-	if cap(p.buf)-len(p.buf) < 64*HashSize {
-		p.buf = make([]byte, 0, 256*HashSize)
+	// The leaf hash and one hash per perfect subtree the leaf completes.
+	need := (1 + bits.TrailingZeros64(^ev.Index)) * HashSize
+	if cap(p.buf)-len(p.buf) < need {
+		// A batch's first chunk is small: most batches at moderate rates
+		// hold one or two events, and an 8 KiB chunk each was the largest
+		// allocation of the append path (GC every 50 ms at 5,000 events/s).
+		n := 256 * HashSize
+		if p.buf == nil {
+			n = 16 * HashSize
+		}
+		p.buf = make([]byte, 0, max(n, need))
 	}
 	start := len(p.buf)
 	if err := p.rng.Append(LeafHash(data), func(_ compact.NodeID, h []byte) { p.buf = append(p.buf, h...) }); err != nil {

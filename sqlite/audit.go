@@ -615,7 +615,7 @@ func (s *AuditStore) appendLeaves(ctx context.Context, c *sql.Conn, leaves []aud
 		return rampart.Errorf(rampart.CodeConflict, "audit log has %d leaves, append starts at %d", next, leaves[0].Index)
 	}
 	all := leaves
-	args := make([]any, 0, insertSizes[0]*leafCols)
+	args := make([]any, 0, min(len(leaves), insertSizes[0])*leafCols)
 	for len(leaves) > 0 {
 		n := insertSizes[len(insertSizes)-1]
 		for _, size := range insertSizes {
