@@ -98,7 +98,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 			_ = s.root.Remove(tmp)
 		}
 	}()
-	n, err := io.Copy(f, ctxReader{ctx, r})
+	n, err := io.Copy(&writebackWriter{f: f}, ctxReader{ctx, r})
 	if err != nil {
 		return n, fmt.Errorf("blob/disk: write %s: %w", key, err)
 	}
@@ -123,6 +123,30 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 		}
 	}
 	return n, nil
+}
+
+// writebackChunk is how many bytes Put writes before it starts their
+// writeback (a variable for tests).
+var writebackChunk int64 = 8 << 20
+
+// writebackWriter writes to f and, every writebackChunk bytes, starts the
+// disk writes of the chunk just written, so that the final fsync finds
+// little left to write: a 1 GiB upload otherwise left ~0.5 s of writeback
+// for the fsync, with the CPUs idle (issue 5). Durability is unchanged:
+// only the fsync in Put makes the data durable (RES-2).
+type writebackWriter struct {
+	f          *os.File
+	off, start int64 // bytes written; start of the chunk not yet handed to writeback
+}
+
+func (w *writebackWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.start >= writebackChunk {
+		startWriteback(w.f, w.start, w.off-w.start)
+		w.start = w.off
+	}
+	return n, err
 }
 
 // mkdirAll creates dir and its parents, returning the directories it created

@@ -82,3 +82,33 @@ func TestTempCleanupAndModes(t *testing.T) {
 		t.Fatalf("Put under an object: %v, want ErrInvalid", err)
 	}
 }
+
+// Put starts the writeback of each chunk as it goes (issue 5); the stored
+// bytes must be exactly those written, whatever the chunking.
+func TestPutEarlyWriteback(t *testing.T) {
+	old := writebackChunk
+	writebackChunk = 4096
+	t.Cleanup(func() { writebackChunk = old })
+	s := newStore(t).(*Store)
+	data := make([]byte, 300_001)
+	for i := range data {
+		data[i] = byte(i*7 + i>>9)
+	}
+	ctx := context.Background()
+	n, err := s.Put(ctx, "a/b", bytes.NewReader(data))
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("Put: %d, %v", n, err)
+	}
+	rc, err := s.Get(ctx, "a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var got bytes.Buffer
+	if _, err := got.ReadFrom(rc); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("stored %d bytes differ from the %d written", got.Len(), len(data))
+	}
+}
