@@ -81,3 +81,5 @@ func BenchmarkPredictOneRowOn(b *testing.B)    { benchPredict(b, ml.LogReg, nil,
 func BenchmarkPredictOneRowOff(b *testing.B)   { benchPredict(b, ml.LogReg, nil, false, 1) }
 func BenchmarkPredictBatch10kOn(b *testing.B)  { benchPredict(b, ml.LogReg, nil, true, 10_000) }
 func BenchmarkPredictBatch10kOff(b *testing.B) { benchPredict(b, ml.LogReg, nil, false, 10_000) }
+
+func BenchmarkPredictOneRowGBDTOn(b *testing.B) { benchPredict(b, ml.GBDT, nil, true, 1) }
