@@ -32,6 +32,15 @@ type Config struct {
 	// the flush follows within milliseconds; state changes, denials and
 	// authentication failures always wait for the disk.
 	AuditFsyncPredictions bool `json:"audit_fsync_predictions"`
+	// GCPercent is the Go garbage collector's target (GOGC) for the server
+	// process, unless the GOGC environment variable is set; 0 leaves the
+	// runtime's default (100). The default 400 lets the heap grow to five
+	// times the live data between collections: a prediction allocates
+	// ~20 KiB and the live heap is a few MiB, so at GOGC 100 the collector
+	// ran 10-20 times a second, and the slowest percent of predictions and
+	// audit events clustered at its cycles. Memory stays small: 81 MiB
+	// peak RSS for a 512 MiB upload at 400, 73 MiB at 100.
+	GCPercent int `json:"gc_percent"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
 	// JobSlots is how many training jobs run at once; 0 = number of cores.
@@ -51,7 +60,7 @@ func (Secret) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
 
 // Defaults returns the embedded-default configuration.
 func Defaults() Config {
-	return Config{DataDir: "./rampart-data", Addr: "127.0.0.1:8080", ShutdownTimeout: 15 * time.Second}
+	return Config{DataDir: "./rampart-data", Addr: "127.0.0.1:8080", ShutdownTimeout: 15 * time.Second, GCPercent: 400}
 }
 
 // TLS reports whether the listener uses TLS.
@@ -64,6 +73,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("addr %q: %w", c.Addr, err)
+	}
+	if c.GCPercent < 0 || c.GCPercent > 10000 {
+		return fmt.Errorf("gc_percent %d: want 0 (runtime default) to 10000", c.GCPercent)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/auditlog"
+	"github.com/rampart-mlaas/rampart/server"
 	"github.com/rampart-mlaas/rampart/sqlite"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -45,10 +47,15 @@ var (
 	dir       = flag.String("dir", "", "directory for the databases (default a temp dir)")
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the throughput runs")
 	tracef    = flag.String("trace", "", "write an execution trace of the latency runs")
+	gcPercent = flag.Int("gc-percent", server.Defaults().GCPercent, "GOGC of this process unless GOGC is set (default: what rampart serve sets)")
 )
 
 func main() {
 	flag.Parse()
+	// The log runs inside the server, whose GC setting it gets.
+	if _, set := os.LookupEnv("GOGC"); !set && *gcPercent > 0 {
+		debug.SetGCPercent(*gcPercent)
+	}
 	ctx := context.Background()
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "rampart-audit-bench")
@@ -59,8 +66,10 @@ func main() {
 		*dir = d
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	fmt.Printf("go %s, GOMAXPROCS=%d, %d events x %d runs, %d appenders\n",
-		runtime.Version(), runtime.GOMAXPROCS(0), *events, *runs, *appenders)
+	gogc := debug.SetGCPercent(-1) // read it back: the call sets it, so set it again
+	debug.SetGCPercent(gogc)
+	fmt.Printf("go %s, GOMAXPROCS=%d, GOGC=%d, %d events x %d runs, %d appenders\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), gogc, *events, *runs, *appenders)
 
 	if *cpuprof != "" {
 		defer record(*cpuprof, pprof.StartCPUProfile, pprof.StopCPUProfile)()

@@ -95,6 +95,7 @@ func serveCmd(g *globals) *cobra.Command {
 			set("root-key-file", func() { cfg.RootKeyFile = fl.RootKeyFile })
 			set("tsa-url", func() { cfg.TSAURL = fl.TSAURL })
 			set("audit-fsync-predictions", func() { cfg.AuditFsyncPredictions = fl.AuditFsyncPredictions })
+			set("gc-percent", func() { cfg.GCPercent = fl.GCPercent })
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
@@ -127,6 +128,7 @@ func serveCmd(g *globals) *cobra.Command {
 	f.StringVar(&fl.TSAURL, "tsa-url", "", "RFC 3161 time-stamping authority for audit checkpoints")
 	f.BoolVar(&fl.AuditFsyncPredictions, "audit-fsync-predictions", false,
 		"answer a prediction only once its audit event is on disk (default: once committed, flushed within milliseconds)")
+	f.IntVar(&fl.GCPercent, "gc-percent", d.GCPercent, "Go GC target (GOGC) of the server process unless GOGC is set; 0: the runtime's default")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
