@@ -247,6 +247,14 @@ func TestJobSucceedsWithEvents(t *testing.T) {
 	if types[rampart.EventQueued] != 1 || types[rampart.EventRunning] != 1 || types[rampart.EventProgress] == 0 || types[rampart.EventSucceeded] != 1 {
 		t.Fatalf("events %v", types)
 	}
+	// The worker starts while the running update commits: its progress
+	// is still stored after the running event, and before the final one.
+	order := map[rampart.JobEventType]int{rampart.EventQueued: 0, rampart.EventRunning: 1, rampart.EventProgress: 2, rampart.EventSucceeded: 3}
+	for i := 1; i < len(evs); i++ {
+		if order[evs[i].Type] < order[evs[i-1].Type] {
+			t.Fatalf("event %d (%s) after %s", i, evs[i].Type, evs[i-1].Type)
+		}
+	}
 	if j.Result.Metrics["train_accuracy"] < 0.8 {
 		t.Fatalf("metrics %v", j.Result.Metrics)
 	}

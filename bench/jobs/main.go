@@ -511,7 +511,12 @@ func runExecutor(dataPath, target string, runs int, workloads []string) error {
 			quiet()
 			u0 := getUsage(syscall.RUSAGE_SELF)
 			c0, t0 := cpuTime(syscall.RUSAGE_SELF), time.Now()
-			out, err := executor.Train(ctx, spec, bytes.NewReader(raw), func(executor.Progress) {})
+			var bFirst, eFirst, eDone time.Duration
+			out, err := executor.Train(ctx, spec, bytes.NewReader(raw), func(executor.Progress) {
+				if bFirst == 0 {
+					bFirst = time.Since(t0)
+				}
+			})
 			if err != nil {
 				return err
 			}
@@ -520,12 +525,25 @@ func runExecutor(dataPath, target string, runs int, workloads []string) error {
 			quiet()
 			u0 = getUsage(syscall.RUSAGE_CHILDREN)
 			c0, t0 = cpuTime(syscall.RUSAGE_CHILDREN), time.Now()
-			res, err := ex.Run(ctx, spec, bytes.NewReader(raw), executor.Limits{}, nil)
+			res, err := ex.Run(ctx, spec, bytes.NewReader(raw), executor.Limits{}, func(p executor.Progress) {
+				if eFirst == 0 {
+					eFirst = time.Since(t0)
+				}
+				if p.Stage == "done" {
+					eDone = time.Since(t0)
+				}
+			})
 			if err != nil {
 				return err
 			}
 			ew, ec = append(ew, time.Since(t0)), append(ec, cpuTime(syscall.RUSAGE_CHILDREN)-c0)
 			eu = append(eu, getUsage(syscall.RUSAGE_CHILDREN).minus(u0))
+			// Where the child's time goes: its first progress report
+			// (spec, data through the pipe, CSV parsed, training begun)
+			// and its last (training done; then evaluate, marshal and
+			// the artifact's transfer) against the bare run's first one.
+			fmt.Printf("    first progress: bare %s, child %s; child training done %s, result %s\n", bFirst.Round(100*time.Microsecond),
+				eFirst.Round(100*time.Microsecond), eDone.Round(100*time.Microsecond), ew[len(ew)-1].Round(100*time.Microsecond))
 			if digest(res.Artifact) != digest(out.Artifact) {
 				return fmt.Errorf("%s: the child's artifact differs from the bare one", w)
 			}
