@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/rampart-mlaas/rampart/dataset/loancsv"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -98,39 +99,10 @@ func benchCSV12() []byte {
 		size = mb << 20
 	}
 	buf := make([]byte, 0, size+256)
-	buf = append(buf, "id,amount,rate,income,age,term,grade,home,purpose,verified,note,label\n"...)
-	r := rand.New(rand.NewPCG(1, 2))
-	grades := []string{"A", "B", "C", "D", "E", "F", "G"}
-	homes := []string{"rent", "own", "mortgage", "other"}
-	purposes := []string{"car", "credit_card", "debt_consolidation", "home_improvement", "medical", "small_business"}
-	notes := []string{"", "first loan", "renewal after review", "\"quoted, with comma\"", "=SUM(A1:A9)", "long-time customer with stable income"}
+	buf = append(buf, loancsv.Header...)
+	r := loancsv.NewRand()
 	for n := int64(0); len(buf) < size; n++ {
-		buf = strconv.AppendInt(buf, n, 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendFloat(buf, float64(r.IntN(4000000))/100, 'f', 2, 64)
-		buf = append(buf, ',')
-		buf = strconv.AppendFloat(buf, 5+r.Float64()*20, 'f', 3, 64)
-		buf = append(buf, ',')
-		if r.IntN(50) != 0 {
-			buf = strconv.AppendInt(buf, int64(20000+r.IntN(200000)), 10)
-		}
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64(18+r.IntN(60)), 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64([]int{36, 60}[r.IntN(2)]), 10)
-		buf = append(buf, ',')
-		buf = append(buf, grades[r.IntN(len(grades))]...)
-		buf = append(buf, ',')
-		buf = append(buf, homes[r.IntN(len(homes))]...)
-		buf = append(buf, ',')
-		buf = append(buf, purposes[r.IntN(len(purposes))]...)
-		buf = append(buf, ',')
-		buf = strconv.AppendBool(buf, r.IntN(2) == 0)
-		buf = append(buf, ',')
-		buf = append(buf, notes[r.IntN(len(notes))]...)
-		buf = append(buf, ',')
-		buf = append(buf, []string{"good", "bad"}[r.IntN(2)]...)
-		buf = append(buf, '\n')
+		buf = loancsv.AppendRow(buf, r, n)
 	}
 	return buf
 }

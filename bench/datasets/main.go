@@ -17,10 +17,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/rampart-mlaas/rampart/dataset/loancsv"
 	"io"
 	"log"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -87,42 +87,12 @@ func generate(path string, size int64) (rows int64) {
 		fatalf("%v", err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	fmt.Fprintln(w, "id,amount,rate,income,age,term,grade,home,purpose,verified,note,label")
-	r := rand.New(rand.NewPCG(1, 2))
-	grades := []string{"A", "B", "C", "D", "E", "F", "G"}
-	homes := []string{"rent", "own", "mortgage", "other"}
-	purposes := []string{"car", "credit_card", "debt_consolidation", "home_improvement", "medical", "small_business"}
-	notes := []string{"", "first loan", "renewal after review", "\"quoted, with comma\"", "=SUM(A1:A9)", "long-time customer with stable income"}
+	w.WriteString(loancsv.Header)
+	r := loancsv.NewRand()
 	var n int64
 	buf := make([]byte, 0, 256)
 	for n = 0; ; n++ {
-		buf = buf[:0]
-		buf = strconv.AppendInt(buf, n, 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendFloat(buf, float64(r.IntN(4000000))/100, 'f', 2, 64)
-		buf = append(buf, ',')
-		buf = strconv.AppendFloat(buf, 5+r.Float64()*20, 'f', 3, 64)
-		buf = append(buf, ',')
-		if r.IntN(50) != 0 {
-			buf = strconv.AppendInt(buf, int64(20000+r.IntN(200000)), 10)
-		}
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64(18+r.IntN(60)), 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64([]int{36, 60}[r.IntN(2)]), 10)
-		buf = append(buf, ',')
-		buf = append(buf, grades[r.IntN(len(grades))]...)
-		buf = append(buf, ',')
-		buf = append(buf, homes[r.IntN(len(homes))]...)
-		buf = append(buf, ',')
-		buf = append(buf, purposes[r.IntN(len(purposes))]...)
-		buf = append(buf, ',')
-		buf = strconv.AppendBool(buf, r.IntN(2) == 0)
-		buf = append(buf, ',')
-		buf = append(buf, notes[r.IntN(len(notes))]...)
-		buf = append(buf, ',')
-		buf = append(buf, []string{"good", "bad"}[r.IntN(2)]...)
-		buf = append(buf, '\n')
+		buf = loancsv.AppendRow(buf[:0], r, n)
 		if _, err := w.Write(buf); err != nil {
 			fatalf("%v", err)
 		}
