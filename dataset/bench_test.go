@@ -16,8 +16,10 @@ import (
 // BenchmarkIngest measures one core's parse+validate+profile+PII rate on an
 // in-memory credit-like CSV (the HTTP and encryption path is in
 // bench/datasets).
-func BenchmarkIngest(b *testing.B) {
-	data := benchCSV()
+func BenchmarkIngest(b *testing.B) { benchIngest(b, benchCSV(), Options{Label: "label"}) }
+
+// benchIngest ingests data b.N times, reporting MB per CPU-second.
+func benchIngest(b *testing.B, data []byte, opts Options) {
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	cpu0 := cpuSeconds()
@@ -25,7 +27,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(float64(len(data))*float64(b.N)/1e6/(cpuSeconds()-cpu0), "MB/cpu-s")
 	}()
 	for range b.N {
-		if _, err := Ingest(context.Background(), bytes.NewReader(data), Options{Label: "label"}, io.Discard); err != nil {
+		if _, err := Ingest(context.Background(), bytes.NewReader(data), opts, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -77,20 +79,7 @@ func benchCSV() []byte {
 // BenchmarkIngest12 ingests bench/datasets' 12-column credit table (no
 // label) from memory: the parse+validate+profile+PII part of that
 // benchmark, without HTTP and sealing. RAMPART_BENCH_MB sets the size.
-func BenchmarkIngest12(b *testing.B) {
-	data := benchCSV12()
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	cpu0 := cpuSeconds()
-	defer func() {
-		b.ReportMetric(float64(len(data))*float64(b.N)/1e6/(cpuSeconds()-cpu0), "MB/cpu-s")
-	}()
-	for range b.N {
-		if _, err := Ingest(context.Background(), bytes.NewReader(data), Options{}, io.Discard); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkIngest12(b *testing.B) { benchIngest(b, benchCSV12(), Options{}) }
 
 // benchCSV12 is bench/datasets' generator (same columns, values and seed).
 func benchCSV12() []byte {
