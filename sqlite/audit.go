@@ -479,13 +479,8 @@ func (s *AuditStore) AppendLeavesDeferred(ctx context.Context, leaves []auditlog
 
 // appendBatch writes one batch with synchronous=FULL (full) or NORMAL.
 func (s *AuditStore) appendBatch(ctx context.Context, leaves []auditlog.Leaf, full bool) error {
-	if len(leaves) == 0 {
-		return nil
-	}
-	for i := range leaves {
-		if leaves[i].Index != leaves[0].Index+uint64(i) {
-			return rampart.Errorf(rampart.CodeConflict, "audit leaves are not consecutive")
-		}
+	if err := consecutive(leaves); err != nil || len(leaves) == 0 {
+		return err
 	}
 	return s.write(ctx, func(c *sql.Conn) error {
 		if err := s.setSync(ctx, c, full); err != nil {
