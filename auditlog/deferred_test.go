@@ -234,3 +234,34 @@ func TestAckOnWriteMixedBatch(t *testing.T) {
 	}
 	waitFor(t, "the last flush", func() bool { s := l.Status(); return s.DurableSize == s.Size })
 }
+
+// TestFlushPacing: under a steady stream of AckOnWrite events the
+// background flush runs at most once per FlushInterval (plus the first),
+// and still covers every event at the end.
+func TestFlushPacing(t *testing.T) {
+	ctx := context.Background()
+	st := &gatedStore{MemStore: auditlogtest.NewMemStore()}
+	const interval = 100 * time.Millisecond
+	l := openLog(t, st, newKey(t), func(c *auditlog.Config) {
+		c.AckOnWrite = func(*auditlog.Event) bool { return true }
+		c.FlushInterval = interval
+	})
+	_, _, s0 := st.counts()
+	start := time.Now()
+	for i := 0; time.Since(start) < 500*time.Millisecond; i++ {
+		if _, err := l.Append(ctx, testEvent(1)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	waitFor(t, "the last flush", func() bool { s := l.Status(); return s.DurableSize == s.Size })
+	_, _, s1 := st.counts()
+	// Flushes during the stream, plus the one that catches up after it.
+	if max := int(elapsed/interval) + 2; s1-s0 > max {
+		t.Fatalf("%d flushes in %v with a %v interval, want at most %d", s1-s0, elapsed, interval, max)
+	}
+	if s1-s0 < 2 {
+		t.Fatalf("%d flushes in %v: the flusher did not keep up with the stream", s1-s0, elapsed)
+	}
+}
