@@ -58,7 +58,8 @@ func hostile(kind string) executor.TrainFunc {
 			if err := os.WriteFile("secret.txt", []byte("canary"), 0o600); err != nil {
 				return nil, err
 			}
-			time.Sleep(2 * time.Second)
+			// Training reads the data, which the test holds back until the
+			// hostile cases are done, so the planted file outlives them.
 			return executor.Train(ctx, spec, data, progress)
 		case "forkbomb":
 			for {
@@ -166,23 +167,41 @@ func TestHostileJobs(t *testing.T) {
 		}
 	}()
 
-	// A planted file in another running job's private directory.
+	// A planted file in another running job's private directory. The job
+	// stays alive until its data arrives, which is after the hostile cases:
+	// with a fixed sleep it once finished (and removed its directory) before
+	// the read case ran while CI ran every package's tests at once.
 	plant := newExec(t, "plant")
 	var wg sync.WaitGroup
 	var plantErr error
+	plantData, feed := io.Pipe()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, plantErr = plant.Run(context.Background(), spec, strings.NewReader(trainingData(200)), executor.Limits{Wall: 30 * time.Second}, nil)
+		_, plantErr = plant.Run(context.Background(), spec, plantData, executor.Limits{Wall: 5 * time.Minute}, nil)
 	}()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			go func() {
+				_, _ = io.WriteString(feed, trainingData(200))
+				feed.Close()
+			}()
+		}
+	}
+	defer release()
+	started := time.Now().Add(-time.Second)
 	var secret string
 	// Setup, not the property under test: starting the planting worker
-	// (clone, exec, runtime start-up) took over 5 s once while CI ran every
-	// package's tests at once, so wait up to its wall limit.
-	for deadline := time.Now().Add(30 * time.Second); secret == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	// (clone, exec, runtime start-up) took over 5 s once under CI's load.
+	// Only a file planted by this run counts, not one left by an earlier one.
+	for deadline := time.Now().Add(time.Minute); secret == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		m, _ := filepath.Glob(filepath.Join(os.TempDir(), "rampart-job-*", "secret.txt"))
-		if len(m) > 0 {
-			secret = m[0]
+		for _, f := range m {
+			if fi, err := os.Stat(f); err == nil && fi.ModTime().After(started) {
+				secret = f
+			}
 		}
 	}
 	if secret == "" {
@@ -240,6 +259,10 @@ func TestHostileJobs(t *testing.T) {
 			t.Logf("%s: %s in %s (CPU %s)", c.kind, f.Reason, took.Round(time.Millisecond), f.CPU.Round(time.Millisecond))
 		})
 	}
+	if _, err := os.Stat(secret); err != nil {
+		t.Fatalf("the planted file is gone before the job ended: %v", err)
+	}
+	release()
 	wg.Wait()
 	if plantErr != nil {
 		t.Fatalf("the well-behaved job beside the hostile ones failed: %v", plantErr)
