@@ -26,6 +26,9 @@ type Drift struct {
 	ref    []float64 // reference prediction proportions
 	last   DriftReport
 	catIdx []map[string]int
+	// pad[j] is edges[j] padded with +Inf to 16 for the branch-free
+	// search in Observe (nil when a feature has more than 15 edges).
+	pad []*[16]float64
 }
 
 // DriftReport is the result of one closed window.
@@ -79,6 +82,15 @@ func NewDrift(s *Schema, classes, window int) *Drift {
 			exp = append(exp, 1-prev)
 		}
 		d.edges = append(d.edges, edges)
+		var pad *[16]float64
+		if len(edges) <= 15 {
+			pad = new([16]float64)
+			for k := range pad {
+				pad[k] = math.Inf(1)
+			}
+			copy(pad[:], edges)
+		}
+		d.pad = append(d.pad, pad)
 		d.expect = append(d.expect, exp)
 		d.counts = append(d.counts, make([]float64, len(exp)))
 	}
@@ -170,7 +182,12 @@ func (d *Drift) Observe(r *Rows, classes []int) (DriftReport, bool) {
 				}
 				continue
 			}
-			e, col := d.edges[j], r.Num[j][lo:hi]
+			col := r.Num[j][lo:hi]
+			if p := d.pad[j]; p != nil {
+				countBins(p, col, cnt)
+				continue
+			}
+			e := d.edges[j]
 			for _, x := range col {
 				if x != x { // missing
 					continue
@@ -201,6 +218,46 @@ func (d *Drift) Observe(r *Rows, classes []int) (DriftReport, bool) {
 		}
 	}
 	return d.last, closed
+}
+
+// countBins adds to cnt, for each non-missing value x of col, one at the
+// number of edges ≤ x (what bin returns), found by a branch-free binary
+// search over the edges padded with +Inf (p; len(cnt) is the number of
+// edges + 1). Counts are kept as integers during the column and added
+// once: float64 holds them exactly, so the result equals counting one by
+// one (TestCountBinsMatchesBin).
+func countBins(p *[16]float64, col []float64, cnt []float64) {
+	var h [16]int64
+	for _, x := range col {
+		if x != x { // missing
+			continue
+		}
+		b := 0
+		if p[7] <= x {
+			b = 8
+		}
+		if p[b+3] <= x {
+			b += 4
+		}
+		if p[b+1] <= x {
+			b += 2
+		}
+		if p[b] <= x {
+			b++
+		}
+		h[b]++
+	}
+	// Only x = +Inf (which the decoders refuse) passes the padding: it
+	// is above every edge, the last bin.
+	last := len(cnt) - 1
+	for b := last + 1; b < len(h); b++ {
+		h[last] += h[b]
+	}
+	for b, n := range h[:len(cnt)] {
+		if n != 0 {
+			cnt[b] += float64(n)
+		}
+	}
 }
 
 func (d *Drift) close() {
