@@ -179,6 +179,21 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 	if !in.FinishedAt.IsZero() {
 		md.FinishedOn = &finished
 	}
+	res := authz.Resource{Kind: "model", ID: in.ModelName, TenantID: in.Owner.TenantID}
+	// The artifact (parsed above) is sealed while the owner is re-read, the
+	// job's earlier version looked up and the decision recorded: the seal's
+	// durable writes are the longest step of a registration. It starts only
+	// when the owner the job ran as may register (authz.Decide is a pure
+	// function of these inputs). The ciphertext is unreferenced until the
+	// version row, which is stored only after the decision and the lineage
+	// event are durable (AUDIT-3, AUDIT-5); every path that does not store
+	// it (owner now disabled or moved, a retried job's existing version, a
+	// refusal, a failed record) shreds it (discard). An owner refused when
+	// the job ran never has the artifact sealed.
+	var ps *pendingSeal
+	if authz.Decide(in.Owner, authz.ModelRegister, res).Allow {
+		ps = s.startSeal(ctx, in.Owner.TenantID, in.Artifact)
+	}
 	// The owner is re-read: a principal disabled (or moved) since the job
 	// was submitted can no longer register.
 	if owner, err := s.principals.GetPrincipal(ctx, in.Owner.ID); err == nil && owner.TenantID == in.Owner.TenantID {
@@ -186,6 +201,7 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 	} else if err == nil || errors.Is(err, rampart.ErrNotFound) {
 		in.Owner.Disabled = true
 	} else {
+		ps.discard(ctx)
 		return rampart.ModelVersion{}, fmt.Errorf("registry: owner: %w", err)
 	}
 	// A job retried after a crash (TRAIN-5) may register twice: the second
@@ -194,27 +210,25 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 		prev, err := s.store.GetModelVersionByJob(ctx, in.Owner.TenantID, in.JobID)
 		switch {
 		case err == nil && prev.Digest == "sha256:"+hexSHA256(in.Artifact) && prev.ModelName == in.ModelName:
+			ps.discard(ctx)
 			if _, err := s.decide(ctx, in.Owner, in.RequestID, authz.ModelRegister, authz.Resource{Kind: "model", ID: prev.ModelID, TenantID: prev.TenantID},
 				map[string]string{"job": in.JobID, "name": in.ModelName, "existing_version": fmt.Sprint(prev.Version)}); err != nil {
 				return rampart.ModelVersion{}, err
 			}
 			return prev, nil
 		case err == nil:
+			ps.discard(ctx)
 			return rampart.ModelVersion{}, rampart.Errorf(rampart.CodeConflict, "job %s already registered %s@%d with another artifact", in.JobID, prev.ModelName, prev.Version)
 		case !errors.Is(err, rampart.ErrNotFound):
+			ps.discard(ctx)
 			return rampart.ModelVersion{}, err
 		}
 	}
-	res := authz.Resource{Kind: "model", ID: in.ModelName, TenantID: in.Owner.TenantID}
-	// When the decision will allow the registration (authz.Decide is a
-	// pure function of these inputs), the artifact is sealed while the
-	// decision is recorded: the ciphertext is unreferenced until the
-	// version row, which is stored only after the decision and the lineage
-	// event are durable (AUDIT-3, AUDIT-5); a refusal or a failed record
-	// shreds it. A denied owner's artifact is never sealed.
-	var ps *pendingSeal
-	if authz.Decide(in.Owner, authz.ModelRegister, res).Allow {
-		ps = s.startSeal(ctx, in.Owner.TenantID, in.Artifact)
+	// The re-read owner decides (a disabled one is refused and recorded
+	// below): a seal started for the owner the job ran as is shredded.
+	if ps != nil && !authz.Decide(in.Owner, authz.ModelRegister, res).Allow {
+		ps.discard(ctx)
+		ps = nil
 	}
 	a, err := s.decide(ctx, in.Owner, in.RequestID, authz.ModelRegister, res, map[string]string{"job": in.JobID, "name": in.ModelName})
 	if err != nil {
@@ -242,7 +256,9 @@ func (s *Service) startSeal(ctx context.Context, tenant string, artifact []byte)
 	p := &pendingSeal{s: s, artifactID: rampart.NewID(rampart.PrefixArtifact), ch: make(chan error, 1)}
 	p.ref = artifactRef(tenant, p.artifactID)
 	want := hexSHA256(artifact)
+	s.seals.Add(1)
 	go func() {
+		defer s.seals.Done()
 		sealed, err := s.barrier.PutBytes(ctx, p.ref, artifact)
 		if err == nil && sealed.Digest != want {
 			_ = s.barrier.Shred(context.WithoutCancel(ctx), p.ref)

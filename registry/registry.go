@@ -66,6 +66,9 @@ type Service struct {
 	// regMu serialises registrations, so version numbers are allocated
 	// without races between sealing the artifact and storing the row.
 	regMu sync.Mutex
+	// seals counts seals in progress (startSeal); tests wait for it so
+	// that a leaked ciphertext is seen deterministically.
+	seals sync.WaitGroup
 }
 
 // New returns the service.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -424,6 +425,8 @@ func (e *env) auditorCtx() rampart.Principal {
 
 // TestRegisterDisabledOwner: a job whose submitter was disabled after
 // submission cannot register its model.
+// The job's principal (in.Owner) was still active, so the artifact's seal
+// started before the re-read: it must have been shredded, leaving no blob.
 func TestRegisterDisabledOwner(t *testing.T) {
 	e := newEnv(t)
 	if err := e.db.SetPrincipalDisabled(context.Background(), e.dev.ID, true); err != nil {
@@ -437,6 +440,23 @@ func TestRegisterDisabledOwner(t *testing.T) {
 	if _, err := e.svc.RegisterTrained(context.Background(), in); err == nil {
 		t.Fatal("unknown owner registered")
 	}
+	if n := e.blobCount(); n != 0 {
+		t.Fatalf("%d blobs left by refused registrations", n)
+	}
+}
+
+// blobCount counts the files in the blob store (sealed artifacts), once
+// every seal started has ended.
+func (e *env) blobCount() int {
+	e.svc.seals.Wait()
+	n := 0
+	_ = filepath.WalkDir(filepath.Join(e.dir, "blobs"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // TestRegisterIdempotentPerJob: a job that registers again (a retry after a
@@ -456,6 +476,11 @@ func TestRegisterIdempotentPerJob(t *testing.T) {
 	if got := len(e.audit.find("model.version.create", true)); got != 1 {
 		t.Fatalf("%d versions created", got)
 	}
+	// The retry's artifact was sealed before the first version was found:
+	// it is shredded, not left as an unreferenced ciphertext.
+	if n := e.blobCount(); n != 1 {
+		t.Fatalf("%d blobs after a retried registration; want 1", n)
+	}
 	other := in
 	m, err := ml.Unmarshal(in.Artifact)
 	if err != nil {
@@ -468,5 +493,8 @@ func TestRegisterIdempotentPerJob(t *testing.T) {
 	other.Spec.Seed = m.Seed
 	if _, err := e.svc.RegisterTrained(context.Background(), other); code(err) != rampart.CodeConflict {
 		t.Fatalf("other artifact under the same job: %v", err)
+	}
+	if n := e.blobCount(); n != 1 {
+		t.Fatalf("%d blobs after a conflicting registration; want 1", n)
 	}
 }

@@ -56,6 +56,7 @@ func TestRegisterRefusedLeavesNoArtifact(t *testing.T) {
 	e := newEnv(t)
 	e.register("churn")
 	blobs := func() int {
+		e.svc.seals.Wait()
 		n := 0
 		_ = filepath.WalkDir(filepath.Join(e.dir, "blobs"), func(_ string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
