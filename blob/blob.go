@@ -46,6 +46,27 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 }
 
+// Writer is an object being written by a Creator. Nothing of it is visible
+// under its key until Commit returns nil, and nothing at all if it is
+// aborted, fails or crashes (RES-2). A Writer is used by one goroutine.
+type Writer interface {
+	io.Writer
+	// Commit makes the object durable and then visible under its key,
+	// replacing any previous object atomically, like Put, and returns the
+	// number of bytes stored. On error nothing was stored.
+	Commit() (int64, error)
+	// Abort discards the object. It is a no-op after Commit and may be
+	// called more than once.
+	Abort()
+}
+
+// Creator is implemented by stores that take an object's bytes as writes
+// (no pipe and goroutine between a producer such as an encryptor and the
+// store). Create validates key like Put; ctx bounds the writes.
+type Creator interface {
+	Create(ctx context.Context, key string) (Writer, error)
+}
+
 // ValidateKey checks that key is a safe object key: 1..MaxKeyLen bytes of
 // "/"-separated segments, each segment non-empty, made only of
 // [A-Za-z0-9._-], not starting with "." (so no "." or ".." segments and no

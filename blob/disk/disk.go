@@ -73,81 +73,28 @@ func notFound(key string, err error) error {
 	return &rampart.Error{Code: rampart.CodeNotFound, Message: "blob not found", Err: fmt.Errorf("%s: %w", key, err)}
 }
 
-// Put implements blob.Store.
+// Put implements blob.Store: Create, the reader's bytes read straight into
+// the writer's chunks, Commit.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
-	if err := blob.ValidateKey(key); err != nil {
-		return 0, err
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	dir := path.Dir(key)
-	created, err := s.mkdirAll(dir)
+	w, err := s.Create(ctx, key)
 	if err != nil {
 		return 0, err
 	}
-	tmp := path.Join(dir, tmpPrefix+rampart.RandomToken(12))
-	f, err := s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	wr := w.(*writer)
+	n, err := wr.ReadFrom(r)
 	if err != nil {
-		return 0, fmt.Errorf("blob/disk: create temp: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = s.root.Remove(tmp)
-		}
-	}()
-	n, err := io.Copy(&writebackWriter{f: f}, ctxReader{ctx, r})
-	if err != nil {
+		wr.Abort()
 		return n, fmt.Errorf("blob/disk: write %s: %w", key, err)
 	}
-	// RES-2: the data is on disk before the name points at it.
-	if err := f.Sync(); err != nil {
-		return n, fmt.Errorf("blob/disk: fsync %s: %w", key, err)
-	}
-	if err := f.Close(); err != nil {
-		return n, fmt.Errorf("blob/disk: close %s: %w", key, err)
-	}
-	if err := s.root.Rename(tmp, key); err != nil {
-		return n, fmt.Errorf("blob/disk: rename %s: %w", key, err)
-	}
-	ok = true
-	// RES-2: the rename itself, and any directories just created, are durable.
-	if err := s.syncDir(dir); err != nil {
-		return n, err
-	}
-	for _, d := range created {
-		if err := s.syncDir(path.Dir(d)); err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	return wr.Commit()
 }
 
-// writebackChunk is how many bytes Put writes before it starts their
-// writeback (a variable for tests).
+// writebackChunk is how many bytes a buffered (not O_DIRECT) write passes
+// before it starts their writeback (a variable for tests): the final fsync
+// then finds little left to write; a 1 GiB upload otherwise left ~0.5 s of
+// writeback for the fsync, with the CPUs idle (issue 5). Durability is
+// unchanged: only the fsync in Commit makes the data durable (RES-2).
 var writebackChunk int64 = 8 << 20
-
-// writebackWriter writes to f and, every writebackChunk bytes, starts the
-// disk writes of the chunk just written, so that the final fsync finds
-// little left to write: a 1 GiB upload otherwise left ~0.5 s of writeback
-// for the fsync, with the CPUs idle (issue 5). Durability is unchanged:
-// only the fsync in Put makes the data durable (RES-2).
-type writebackWriter struct {
-	f          *os.File
-	off, start int64 // bytes written; start of the chunk not yet handed to writeback
-}
-
-func (w *writebackWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.off += int64(n)
-	if w.off-w.start >= writebackChunk {
-		startWriteback(w.f, w.start, w.off-w.start)
-		w.start = w.off
-	}
-	return n, err
-}
 
 // mkdirAll creates dir and its parents, returning the directories it created
 // (deepest first) so that their parents can be fsynced.
@@ -311,16 +258,4 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	slices.Sort(keys)
 	return keys, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
