@@ -25,6 +25,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
+	"runtime/trace"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +51,9 @@ var (
 	fairB    = flag.Int("fair-b-rate", 300, "tenant B's steady offered load (requests/s) in the fair-share run")
 	only     = flag.String("only", "", "run only this part: single, batch or fair")
 	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole process (the server) during the runs")
+	traceOut = flag.String("trace", "", "write an execution trace of the server during the half-load runs")
+	modelsF  = flag.String("models", "logreg,gbdt", "models in the single-row runs")
+	halfRate = flag.Float64("half-rate", 0, "offered rate of the half-load run (default: half of (a)'s measured throughput)")
 )
 
 type result struct {
@@ -235,14 +240,29 @@ func main() {
 		if !part("single") {
 			break
 		}
+		if !slices.Contains(strings.Split(*modelsF, ","), m.name) {
+			continue
+		}
 		a := run(m.name+" (a) guards on", base+"/v2/models/"+m.name+"-on/infer", userTok, one, *conns, 0)
 		run(m.name+" (b) guards off", base+"/v2/models/"+m.name+"-off/infer", userTok, one, *conns, 0)
 		// p99 at half of (a)'s throughput, offered at that rate: each
 		// connection waits between its requests (wrk's delay() hook).
 		// Until session 3 this was a closed loop on fewer connections,
 		// which ran at 70-100 % of (a)'s throughput, not at half of it.
-		hc, hd := paced(a.RPS / 2)
+		half := a.RPS / 2
+		if *halfRate > 0 {
+			half = *halfRate
+		}
+		hc, hd := paced(half)
+		stopTrace := func() {}
+		if *traceOut != "" {
+			tf, err := os.Create(strings.TrimSuffix(*traceOut, ".trace") + "-" + m.name + ".trace")
+			must(err)
+			must(trace.Start(tf))
+			stopTrace = func() { trace.Stop(); tf.Close() }
+		}
 		record(wrkPaced(m.name+" (a) half load", base+"/v2/models/"+m.name+"-on/infer", userTok, one, hc, hd, *duration), 0)
+		stopTrace()
 		if *peer {
 			port := freePort()
 			cmd := exec.Command("/usr/bin/python3", "bench/serving/peer.py", *dataPath, *target, m.name, port)
