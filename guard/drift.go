@@ -82,14 +82,7 @@ func NewDrift(s *Schema, classes, window int) *Drift {
 			exp = append(exp, 1-prev)
 		}
 		d.edges = append(d.edges, edges)
-		var pad *[16]float64
-		if len(edges) <= 15 {
-			pad = new([16]float64)
-			for k := range pad {
-				pad[k] = math.Inf(1)
-			}
-			copy(pad[:], edges)
-		}
+		pad := padEdges(edges)
 		d.pad = append(d.pad, pad)
 		d.expect = append(d.expect, exp)
 		d.counts = append(d.counts, make([]float64, len(exp)))
@@ -220,6 +213,22 @@ func (d *Drift) Observe(r *Rows, classes []int) (DriftReport, bool) {
 	return d.last, closed
 }
 
+// padEdges returns edges padded with +Inf to 16 for countBins, −0 stored
+// as +0 (nil beyond 15 edges).
+func padEdges(edges []float64) *[16]float64 {
+	if len(edges) > 15 {
+		return nil
+	}
+	pad := new([16]float64)
+	for k := range pad {
+		pad[k] = math.Inf(1)
+	}
+	for k, v := range edges {
+		pad[k] = v + 0
+	}
+	return pad
+}
+
 // countBins adds to cnt, for each non-missing value x of col, one at the
 // number of edges ≤ x (what bin returns), found by a branch-free binary
 // search over the edges padded with +Inf (p; len(cnt) is the number of
@@ -232,19 +241,15 @@ func countBins(p *[16]float64, col []float64, cnt []float64) {
 		if x != x { // missing
 			continue
 		}
-		b := 0
-		if p[7] <= x {
-			b = 8
-		}
-		if p[b+3] <= x {
-			b += 4
-		}
-		if p[b+1] <= x {
-			b += 2
-		}
-		if p[b] <= x {
-			b++
-		}
+		// p[i] ≤ x exactly when x−p[i] is not negative: the sign bit as
+		// an integer (Go compiles float comparisons to jumps). x+0 is x
+		// with −0 as +0, and the pads are never −0 (NewDrift), so the
+		// difference is −0 only when x < p[i].
+		x += 0
+		b := 8 * int(1^math.Float64bits(x-p[7])>>63)
+		b += 4 * int(1^math.Float64bits(x-p[b+3])>>63)
+		b += 2 * int(1^math.Float64bits(x-p[b+1])>>63)
+		b += int(1 ^ math.Float64bits(x-p[b])>>63)
 		h[b]++
 	}
 	// Only x = +Inf (which the decoders refuse) passes the padding: it

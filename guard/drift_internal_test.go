@@ -22,11 +22,7 @@ func TestCountBinsMatchesBin(t *testing.T) {
 			if trial%2 == 0 {
 				edges = slices.Compact(edges) // strictly increasing, as NewDrift builds them
 			}
-			var pad [16]float64
-			for k := range pad {
-				pad[k] = math.Inf(1)
-			}
-			copy(pad[:], edges)
+			pad := padEdges(edges)
 			col := make([]float64, 2000)
 			for i := range col {
 				switch rng.IntN(8) {
@@ -37,13 +33,13 @@ func TestCountBinsMatchesBin(t *testing.T) {
 				case 1:
 					col[i] = math.NaN()
 				case 2:
-					col[i] = []float64{math.Inf(1), math.Inf(-1), -1e300, 1e300, math.Copysign(0, -1)}[rng.IntN(5)]
+					col[i] = []float64{math.Inf(1), math.Inf(-1), -1e300, 1e300, math.Copysign(0, -1), 0}[rng.IntN(6)]
 				default:
 					col[i] = rng.NormFloat64() * 8
 				}
 			}
 			got := make([]float64, len(edges)+1)
-			countBins(&pad, col, got)
+			countBins(pad, col, got)
 			want := make([]float64, len(edges)+1)
 			d := &Drift{schema: &Schema{Features: []Feature{{Name: "x"}}}, edges: [][]float64{edges}}
 			r := &Rows{N: len(col), Num: [][]float64{col}}

@@ -41,7 +41,117 @@ func (s *Schema) Score(r *Rows, i int) float64 {
 
 func eps(n int) float64 { return 0.5 / float64(n+1) }
 
-func probit(u float64) float64 { return math.Sqrt2 * math.Erfinv(2*u-1) }
+// probit is Φ⁻¹(u) for 0 < u < 1 (the OOD and monitor normal scores,
+// INF-3/INF-5): normQuantile, within 1e-12 relative of
+// √2·math.Erfinv(2u−1) (TestNormQuantileMatchesErfinv; the OOD decisions
+// on the shared datasets are unchanged, TestOODDecisionsUnchanged).
+func probit(u float64) float64 { return normQuantile(u) }
+
+// probitErfinv is the normal quantile through math.Erfinv (Shapiro-Wilk's
+// expected order statistics and the reference of the tests).
+func probitErfinv(u float64) float64 { return math.Sqrt2 * math.Erfinv(2*u-1) }
+
+// normQuantile is Φ⁻¹(p) for 0 < p < 1 by Wichura's AS241 (PPND16,
+// Applied Statistics 37, 1988), the algorithm math.Erfinv implements,
+// with Go's coefficients (math/erfinv.go; erfinv(x) = Φ⁻¹((x+1)/2)/√2),
+// evaluated directly in p: no rounding of 2p−1 and 1−x, and the degree-7
+// polynomials by Estrin's scheme (three dependent steps instead of seven,
+// which is what bounded math.Erfinv per value in 10,000-row batches).
+func normQuantile(p float64) float64 {
+	q := p - 0.5
+	if q >= -0.425 && q <= 0.425 {
+		r := 0.180625 - q*q
+		r2 := r * r
+		r4 := r2 * r2
+		n := (erfA0 + erfA1*r + r2*(erfA2+erfA3*r)) + r4*((erfA4+erfA5*r)+r2*(erfA6+erfA7*r))
+		d := (1 + erfB1*r + r2*(erfB2+erfB3*r)) + r4*((erfB4+erfB5*r)+r2*(erfB6+erfB7*r))
+		return 2 * math.Sqrt2 * q * n / d
+	}
+	if !(p > 0 && p < 1) {
+		switch {
+		case p == 0:
+			return math.Inf(-1)
+		case p == 1:
+			return math.Inf(1)
+		}
+		return math.NaN()
+	}
+	t := p
+	if q > 0 {
+		t = 1 - p // exact for p ≥ ½
+	}
+	r := math.Sqrt(-math.Log(t))
+	var n, d float64
+	if r <= 5 {
+		r -= 1.6
+		r2 := r * r
+		r4 := r2 * r2
+		n = (erfC0 + erfC1*r + r2*(erfC2+erfC3*r)) + r4*((erfC4+erfC5*r)+r2*(erfC6+erfC7*r))
+		d = (erfD0 + erfD1*r + r2*(erfD2+erfD3*r)) + r4*((erfD4+erfD5*r)+r2*(erfD6+erfD7*r))
+	} else {
+		r -= 5
+		r2 := r * r
+		r4 := r2 * r2
+		n = (erfE0 + erfE1*r + r2*(erfE2+erfE3*r)) + r4*((erfE4+erfE5*r)+r2*(erfE6+erfE7*r))
+		d = (erfF0 + erfF1*r + r2*(erfF2+erfF3*r)) + r4*((erfF4+erfF5*r)+r2*(erfF6+erfF7*r))
+	}
+	z := math.Sqrt2 * n / d
+	if q < 0 {
+		return -z
+	}
+	return z
+}
+
+// AS241's coefficients as math/erfinv.go writes them (for erfinv).
+const (
+	erfA0 = 1.1975323115670912564578e0
+	erfA1 = 4.7072688112383978012285e1
+	erfA2 = 6.9706266534389598238465e2
+	erfA3 = 4.8548868893843886794648e3
+	erfA4 = 1.6235862515167575384252e4
+	erfA5 = 2.3782041382114385731252e4
+	erfA6 = 1.1819493347062294404278e4
+	erfA7 = 8.8709406962545514830200e2
+	erfB1 = 4.2313330701600911252e1
+	erfB2 = 6.8718700749205790830e2
+	erfB3 = 5.3941960214247511077e3
+	erfB4 = 2.1213794301586595867e4
+	erfB5 = 3.9307895800092710610e4
+	erfB6 = 2.8729085735721942674e4
+	erfB7 = 5.2264952788528545610e3
+	erfC0 = 1.42343711074968357734e0
+	erfC1 = 4.63033784615654529590e0
+	erfC2 = 5.76949722146069140550e0
+	erfC3 = 3.64784832476320460504e0
+	erfC4 = 1.27045825245236838258e0
+	erfC5 = 2.41780725177450611770e-1
+	erfC6 = 2.27238449892691845833e-2
+	erfC7 = 7.74545014278341407640e-4
+	erfD0 = 1.4142135623730950488016887e0
+	erfD1 = 2.9036514445419946173133295e0
+	erfD2 = 2.3707661626024532365971225e0
+	erfD3 = 9.7547832001787427186894837e-1
+	erfD4 = 2.0945065210512749128288442e-1
+	erfD5 = 2.1494160384252876777097297e-2
+	erfD6 = 7.7441459065157709165577218e-4
+	erfD7 = 1.4859850019840355905497876e-9
+	erfE0 = 6.65790464350110377720e0
+	erfE1 = 5.46378491116411436990e0
+	erfE2 = 1.78482653991729133580e0
+	erfE3 = 2.96560571828504891230e-1
+	erfE4 = 2.65321895265761230930e-2
+	erfE5 = 1.24266094738807843860e-3
+	erfE6 = 2.71155556874348757815e-5
+	erfE7 = 2.01033439929228813265e-7
+	erfF0 = 1.414213562373095048801689e0
+	erfF1 = 8.482908416595164588112026e-1
+	erfF2 = 1.936480946950659106176712e-1
+	erfF3 = 2.103693768272068968719679e-2
+	erfF4 = 1.112800997078859844711555e-3
+	erfF5 = 2.611088405080593625138020e-5
+	erfF6 = 2.010321207683943062279931e-7
+	erfF7 = 2.891024605872965461538222e-15
+)
 
 func catScore(f *Feature, v string) float64 {
 	if v == "" {
@@ -54,13 +164,17 @@ func catScore(f *Feature, v string) float64 {
 	return math.Sqrt(-2 * math.Log(p))
 }
 
-func numScore(f *Feature, x float64) float64 {
+func numScore(f *Feature, x float64) float64 { return numScoreWith(f, x, probit) }
+
+// numScoreWith is numScore with the normal quantile pf (tests compare
+// decisions under probit and probitErfinv).
+func numScoreWith(f *Feature, x float64, pf func(float64) float64) float64 {
 	q := f.Quantiles
 	if math.IsNaN(x) || len(q) < 2 {
 		return 0
 	}
 	e := eps(f.Count)
-	zEdge := probit(1 - e)
+	zEdge := pf(1 - e)
 	lo, hi := q[0], q[len(q)-1]
 	scale := f.Std
 	if !(scale > 0) {
@@ -100,7 +214,7 @@ func numScore(f *Feature, x float64) float64 {
 		u = (float64(m) + (x-q[m])/(q[m+1]-q[m])) / float64(k)
 	}
 	u = math.Min(math.Max(u, e), 1-e)
-	return probit(u)
+	return pf(u)
 }
 
 // oodSlope is how fast a numeric value's score grows beyond the training
@@ -114,6 +228,9 @@ type prep struct {
 	zEdge        float64
 	eps          float64
 	loDen, hiDen float64
+	// qpad: the deciles padded with +Inf to 16 (nil beyond 16 deciles)
+	// for numScorePrep's branch-free search.
+	qpad *[16]float64
 }
 
 func (s *Schema) prepared() []prep {
@@ -136,6 +253,16 @@ func (s *Schema) prepared() []prep {
 			}
 			s.prep[j] = prep{ok: true, zEdge: probit(1 - e), eps: e,
 				loDen: math.Max(scale, q[1]-q[0]), hiDen: math.Max(scale, q[len(q)-1]-q[len(q)-2])}
+			if len(q) <= 16 {
+				p := new([16]float64)
+				for k := range p {
+					p[k] = math.Inf(1)
+				}
+				for k, v := range q {
+					p[k] = v + 0 // −0 as +0 (numScorePrep's search)
+				}
+				s.prep[j].qpad = p
+			}
 		}
 	})
 	return s.prep
@@ -159,8 +286,22 @@ func numScorePrep(f *Feature, p *prep, x float64) float64 {
 	// follow it (numScore's two scans, in one).
 	k := len(q) - 1
 	g := 0
-	for q[g] < x {
-		g++
+	if p := p.qpad; p != nil {
+		// The count of deciles below x (< 16: x ≤ hi), by a branch-free
+		// binary search: which decile bin a value falls in is what the
+		// branch predictor cannot guess.
+		// p[i] < x exactly when p[i]−x is negative: the sign bit, as an
+		// integer (Go compiles float comparisons to jumps). The
+		// difference of distinct floats is never zero, and no pad is −0
+		// (prepared), so it is never −0 for p[i] ≥ x.
+		g = 8 * int(math.Float64bits(p[7]-x)>>63)
+		g += 4 * int(math.Float64bits(p[g+3]-x)>>63)
+		g += 2 * int(math.Float64bits(p[g+1]-x)>>63)
+		g += int(math.Float64bits(p[g]-x) >> 63)
+	} else {
+		for q[g] < x {
+			g++
+		}
 	}
 	var u float64
 	if q[g] == x {

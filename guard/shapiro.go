@@ -34,7 +34,7 @@ func ShapiroWilkW(x []float64) float64 {
 	m := make([]float64, n)
 	mm := 0.0
 	for i := range n {
-		m[i] = probit((float64(i+1) - 0.375) / (float64(n) + 0.25))
+		m[i] = probitErfinv((float64(i+1) - 0.375) / (float64(n) + 0.25))
 		mm += m[i] * m[i]
 	}
 	a := make([]float64, n)
