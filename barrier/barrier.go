@@ -101,70 +101,189 @@ func New(keys *keyring.Keyring, blobs blob.Store) *Barrier {
 // rampart.ErrConflict if ref already holds an object. A data key left
 // without its blob by a crash is replaced.
 func (b *Barrier) Put(ctx context.Context, ref Ref, r io.Reader) (Sealed, error) {
-	if err := ref.Validate(); err != nil {
+	w, err := b.Create(ctx, ref)
+	if err != nil {
 		return Sealed{}, err
+	}
+	// One large buffer: the encryptor gets whole segments.
+	bp := copyBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(w, r, *bp)
+	copyBufs.Put(bp)
+	if err != nil {
+		w.Abort()
+		return Sealed{}, fmt.Errorf("barrier: put %s: %w", ref, err)
+	}
+	return w.Commit()
+}
+
+// Writer seals one object as it is written (Create): each Write is hashed
+// and encrypted on the caller's goroutine, and the ciphertext goes straight
+// to the blob store's writer, without the pipes and copies of Put over a
+// reader (issue 5). Nothing is stored, and the data key is destroyed, unless
+// Commit succeeds. A Writer is used by one goroutine; Commit or Abort must
+// be called.
+type Writer struct {
+	b   *Barrier
+	ctx context.Context
+	ref Ref
+	h   hash.Hash
+	ew  io.WriteCloser // the encryptor, writing into bw
+	bw  blob.Writer
+	n   int64
+	err error // sticky
+	end bool  // Commit or Abort was called
+}
+
+// Create starts sealing a new object at ref under a fresh data key, like
+// Put (write-once; an orphaned key from a crash is replaced).
+func (b *Barrier) Create(ctx context.Context, ref Ref) (*Writer, error) {
+	if err := ref.Validate(); err != nil {
+		return nil, err
 	}
 	ad := ref.associatedData()
 	sa, err := b.keys.NewObjectKey(ctx, ref.Tenant, ref.object(), ad)
 	if errors.Is(err, rampart.ErrConflict) {
 		if _, serr := b.blobs.Stat(ctx, ref.BlobKey()); !errors.Is(serr, rampart.ErrNotFound) {
 			if serr != nil {
-				return Sealed{}, fmt.Errorf("barrier: put %s: %w", ref, serr)
+				return nil, fmt.Errorf("barrier: put %s: %w", ref, serr)
 			}
-			return Sealed{}, &rampart.Error{Code: rampart.CodeConflict, Message: "object version already exists"}
+			return nil, &rampart.Error{Code: rampart.CodeConflict, Message: "object version already exists"}
 		}
 		// RES-2: orphaned key from an interrupted Put; nothing was sealed with it.
 		if err := b.keys.ShredObjectKey(ctx, ref.Tenant, ref.object()); err != nil {
-			return Sealed{}, fmt.Errorf("barrier: put %s: %w", ref, err)
+			return nil, fmt.Errorf("barrier: put %s: %w", ref, err)
 		}
 		sa, err = b.keys.NewObjectKey(ctx, ref.Tenant, ref.object(), ad)
 	}
 	if err != nil {
-		return Sealed{}, fmt.Errorf("barrier: put %s: %w", ref, err)
+		return nil, fmt.Errorf("barrier: put %s: %w", ref, err)
 	}
-
-	// Encrypt in a goroutine writing into a pipe that the blob store reads:
-	// memory stays at about one ciphertext segment.
-	pr, pw := io.Pipe()
-	type result struct {
-		sealed Sealed
-		err    error
-	}
-	done := make(chan result, 1)
-	go func() {
-		h := sha256.New()
-		ew, err := sa.NewEncryptingWriter(pw, ad)
+	w := &Writer{b: b, ctx: ctx, ref: ref, h: sha256.New()}
+	w.bw, err = createBlob(ctx, b.blobs, ref.BlobKey())
+	if err == nil {
+		w.ew, err = sa.NewEncryptingWriter(w.bw, ad) // writes the header
 		if err != nil {
-			pw.CloseWithError(err)
-			done <- result{err: err}
-			return
+			w.bw.Abort()
 		}
-		// One large buffer: a writer handing over big blocks (dataset
-		// ingestion writes 1 MiB) crosses the pipe in one read instead of
-		// 32 (io.Copy's 32 KiB), and the encryptor gets whole segments.
-		bp := copyBufs.Get().(*[]byte)
-		n, err := io.CopyBuffer(ew, io.TeeReader(r, h), *bp)
-		copyBufs.Put(bp)
-		if err == nil {
-			err = ew.Close() // writes the final, authenticated segment
-		}
-		pw.CloseWithError(err) // nil: EOF for the reader
-		done <- result{Sealed{Digest: hex.EncodeToString(h.Sum(nil)), Size: n}, err}
-	}()
-	_, perr := b.blobs.Put(ctx, ref.BlobKey(), pr)
-	pr.CloseWithError(errors.New("barrier: blob store stopped reading")) // unblock the encryptor on failure
-	res := <-done
-	if perr == nil && res.err != nil {
-		perr = res.err
 	}
-	if perr != nil {
-		// Nothing acknowledged: drop the key (the blob Put is atomic, so no
-		// partial ciphertext exists under the key either).
-		_ = b.keys.ShredObjectKey(context.WithoutCancel(ctx), ref.Tenant, ref.object())
-		return Sealed{}, fmt.Errorf("barrier: put %s: %w", ref, perr)
+	if err != nil {
+		w.shred()
+		return nil, fmt.Errorf("barrier: put %s: %w", ref, err)
 	}
-	return res.sealed, nil
+	return w, nil
 }
+
+// Write hashes and encrypts p.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.end {
+		return 0, fmt.Errorf("barrier: put %s: write after Commit or Abort", w.ref)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.h.Write(p) // DATA-3: the digest of exactly the plaintext sealed
+	n, err := w.ew.Write(p)
+	w.n += int64(n)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		w.err = fmt.Errorf("barrier: put %s: %w", w.ref, err)
+		return n, w.err
+	}
+	return n, nil
+}
+
+// Commit writes the final, authenticated segment and makes the object
+// durable (blob.Writer.Commit). On any error nothing is stored and the data
+// key is destroyed.
+func (w *Writer) Commit() (Sealed, error) {
+	if w.end {
+		return Sealed{}, fmt.Errorf("barrier: put %s: Commit after Commit or Abort", w.ref)
+	}
+	w.end = true
+	err := w.err
+	if err == nil {
+		if err = w.ew.Close(); err != nil {
+			err = fmt.Errorf("barrier: put %s: %w", w.ref, err)
+		}
+	}
+	if err != nil {
+		w.bw.Abort()
+		w.shred()
+		return Sealed{}, err
+	}
+	if _, err := w.bw.Commit(); err != nil {
+		// Nothing acknowledged: drop the key (the blob commit is atomic,
+		// so no partial ciphertext exists under the key either).
+		w.shred()
+		return Sealed{}, fmt.Errorf("barrier: put %s: %w", w.ref, err)
+	}
+	return Sealed{Digest: hex.EncodeToString(w.h.Sum(nil)), Size: w.n}, nil
+}
+
+// Abort discards the object and destroys its data key. It is a no-op after
+// Commit.
+func (w *Writer) Abort() {
+	if w.end {
+		return
+	}
+	w.end = true
+	w.bw.Abort()
+	w.shred()
+}
+
+func (w *Writer) shred() {
+	_ = w.b.keys.ShredObjectKey(context.WithoutCancel(w.ctx), w.ref.Tenant, w.ref.object())
+}
+
+// createBlob opens a blob writer: the store's own (blob.Creator), or Put
+// in a goroutine reading a pipe.
+func createBlob(ctx context.Context, s blob.Store, key string) (blob.Writer, error) {
+	if c, ok := s.(blob.Creator); ok {
+		return c.Create(ctx, key)
+	}
+	pr, pw := io.Pipe()
+	w := &pipeBlob{pw: pw, done: make(chan error, 1)}
+	go func() {
+		n, err := s.Put(ctx, key, pr)
+		w.n = n
+		pr.CloseWithError(errors.New("barrier: blob store stopped reading")) // unblock the writer on failure
+		w.done <- err
+	}()
+	return w, nil
+}
+
+// pipeBlob is a blob.Writer over Store.Put for stores that are not Creators.
+type pipeBlob struct {
+	pw   *io.PipeWriter
+	done chan error
+	n    int64 // set before done receives
+	end  bool
+}
+
+func (p *pipeBlob) Write(b []byte) (int, error) { return p.pw.Write(b) }
+
+func (p *pipeBlob) Commit() (int64, error) {
+	if p.end {
+		return 0, errors.New("blob: Commit after Commit or Abort")
+	}
+	p.end = true
+	p.pw.Close() // EOF: Put commits what it read
+	err := <-p.done
+	return p.n, err
+}
+
+func (p *pipeBlob) Abort() {
+	if p.end {
+		return
+	}
+	p.end = true
+	p.pw.CloseWithError(errAborted) // Put fails and stores nothing
+	<-p.done
+}
+
+var errAborted = errors.New("barrier: aborted")
 
 // copyBufs holds Put's copy buffers, one Tink segment (1 MiB) each.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
