@@ -326,9 +326,12 @@ func (s *AuditStore) flushPending(ctx context.Context) error {
 	n := len(j.pending)
 	j.mu.Unlock()
 	if n == 0 {
+		j.removeObsolete()
 		return nil
 	}
-	return s.write(ctx, func(c *sql.Conn) error { return s.drainLocked(ctx, c) })
+	err := s.write(ctx, func(c *sql.Conn) error { return s.drainLocked(ctx, c) })
+	j.removeObsolete()
+	return err
 }
 
 // drainLocked commits the pending leaves with fsync; s.mu held. Appends to
@@ -375,7 +378,8 @@ func (s *AuditStore) Close() error {
 			cancel()
 		}
 		j.mu.Lock()
-		paths := []string{}
+		paths := j.obsolete
+		j.obsolete = nil
 		for _, sg := range j.segs {
 			paths = append(paths, sg.path)
 		}

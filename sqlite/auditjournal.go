@@ -165,6 +165,7 @@ type journal struct {
 	next     uint64           // index of the next leaf to be stored
 	broken   error            // a failed write that could not be undone
 	dirDirty bool             // a segment was created since the directory was last flushed
+	obsolete []string         // stored segments to delete, outside mu (removeObsolete)
 	buf      []byte
 
 	kick chan struct{}
@@ -307,7 +308,10 @@ func (j *journal) stored(last uint64) {
 	k := 0
 	for _, s := range j.segs {
 		if s.last <= last {
-			os.Remove(s.path) // a leftover is skipped at the next start
+			// Deleted later, outside mu: an unlink took up to 8 ms here,
+			// and every prediction's audit append waited for it. A
+			// leftover is skipped at the next start.
+			j.obsolete = append(j.obsolete, s.path)
 			continue
 		}
 		j.segs[k] = s
@@ -319,6 +323,18 @@ func (j *journal) stored(last uint64) {
 			f.Close()
 		}
 		j.unsynced = nil
+	}
+}
+
+// removeObsolete deletes the segments whose leaves are all stored; j.mu
+// must not be held.
+func (j *journal) removeObsolete() {
+	j.mu.Lock()
+	paths := j.obsolete
+	j.obsolete = nil
+	j.mu.Unlock()
+	for _, p := range paths {
+		os.Remove(p)
 	}
 }
 
