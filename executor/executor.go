@@ -327,6 +327,10 @@ func (e *Executor) spawn() (*proc, error) {
 		if p.stdin, perr = cmd.StdinPipe(); perr == nil {
 			p.stdout, perr = cmd.StdoutPipe()
 		}
+		if perr == nil {
+			growPipe(p.stdin)
+			growPipe(p.stdout)
+		}
 		return cmd
 	}
 	cmd, flags, err := e.start(build)
@@ -351,6 +355,36 @@ func (e *Executor) spawn() (*proc, error) {
 		}
 	}
 	return p, nil
+}
+
+// pipeBytes is the capacity asked for the worker's stdin and stdout pipes
+// (the kernel's default is 64 KiB): the parent can write a whole 1 MiB
+// data chunk, and the child a small artifact, without waiting for the
+// other side to be scheduled and read each 64 KiB. Two pipes per worker
+// (2 MiB of kernel memory, counted against the user's pipe allowance).
+const pipeBytes = 1 << 20
+
+// growPipe enlarges a pipe's buffer to pipeBytes, or less if the system
+// allows less (fs.pipe-max-size); it is best effort: a failure leaves the
+// default size, which only costs speed.
+func growPipe(f any) {
+	sc, ok := f.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		for size := pipeBytes; size >= 128<<10; size /= 2 {
+			if _, err := unix.FcntlInt(fd, unix.F_SETPIPE_SZ, size); err == nil {
+				return
+			}
+		}
+	})
 }
 
 // exited reports whether the process has ended (without reaping it).
@@ -468,6 +502,26 @@ func (e *Executor) start(build func(flags uintptr) *exec.Cmd) (*exec.Cmd, uintpt
 // training data (CSV); progress is called for every report. A job-caused
 // failure is a *Failure; any other error is the platform's.
 func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limits, progress func(Progress)) (*Result, error) {
+	return e.RunWith(ctx, spec, data, lim, Hooks{Progress: progress})
+}
+
+// Hooks are called from Run's frame loop, in the order the child's frames
+// arrive; they must not block for long (the child's output waits).
+type Hooks struct {
+	// Progress is called for every progress report.
+	Progress func(Progress)
+	// Artifact, when set, is called with the artifact's bytes as soon as
+	// its frame has arrived, before the child has exited: the caller may
+	// start work on them (sealing) that it undoes unless Run returns
+	// this artifact in a successful Result. The bytes are the child's,
+	// as untrusted as the Result's, and the run may still fail (exit
+	// status, a violation, the wall clock).
+	Artifact func([]byte)
+}
+
+// RunWith is Run with hooks (see Hooks).
+func (e *Executor) RunWith(ctx context.Context, spec Spec, data io.Reader, lim Limits, h Hooks) (*Result, error) {
+	progress := h.Progress
 	if lim.MemoryBytes <= 0 {
 		lim.MemoryBytes = 2 << 30
 	}
@@ -566,8 +620,15 @@ func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limit
 			res.Metrics, res.DPEpsilon, res.DPDelta = r.Metrics, r.DPEpsilon, r.DPDelta
 			gotResult = true
 		case frameArtifact:
+			if gotArtifact {
+				protoErr = fmt.Errorf("%w: a second artifact", errFrame)
+				break
+			}
 			res.Artifact = b
 			gotArtifact = true
+			if h.Artifact != nil {
+				h.Artifact(b)
+			}
 		case frameError:
 			var m errorMsg
 			if err := json.Unmarshal(b, &m); err != nil {

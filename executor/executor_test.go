@@ -85,6 +85,19 @@ func hostile(kind string) executor.TrainFunc {
 			time.Sleep(time.Hour)
 		case "crash":
 			os.Exit(7)
+		case "artifact-then-crash", "two-artifacts":
+			// Frames written straight to the parent: a result and an
+			// artifact, then a crash or a second artifact.
+			frame := func(typ byte, p []byte) {
+				os.Stdout.Write(append([]byte{typ, byte(len(p) >> 24), byte(len(p) >> 16), byte(len(p) >> 8), byte(len(p))}, p...))
+			}
+			frame('R', []byte(`{"metrics":{}}`))
+			frame('A', []byte("first artifact"))
+			if kind == "two-artifacts" {
+				frame('A', []byte("second artifact"))
+				os.Exit(0)
+			}
+			os.Exit(7)
 		}
 		return nil, errors.New("unknown hostile kind")
 	}
@@ -296,5 +309,35 @@ func TestDivergedAndCrash(t *testing.T) {
 	_, err = c.Run(context.Background(), spec, strings.NewReader(trainingData(20)), executor.Limits{Wall: 10 * time.Second}, nil)
 	if !errors.As(err, &f) || f.Kind != executor.FailCrash || !f.Retryable() {
 		t.Fatalf("crashing worker: %v", err)
+	}
+}
+
+// TestArtifactHook: Hooks.Artifact gets the artifact's bytes once, before
+// Run returns; a run that fails after sending its artifact still fails
+// (the caller undoes what it started), and a second artifact frame is a
+// protocol violation.
+func TestArtifactHook(t *testing.T) {
+	e := newExec(t)
+	var got [][]byte
+	r, err := e.RunWith(context.Background(), spec, strings.NewReader(trainingData(100)), executor.Limits{Wall: 30 * time.Second},
+		executor.Hooks{Artifact: func(b []byte) { got = append(got, b) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || string(got[0]) != string(r.Artifact) {
+		t.Fatalf("hook got %d artifacts; want the result's one", len(got))
+	}
+	for kind, want := range map[string]executor.FailureKind{"artifact-then-crash": executor.FailCrash, "two-artifacts": executor.FailViolation} {
+		got = nil
+		h := newExec(t, kind)
+		_, err := h.RunWith(context.Background(), spec, strings.NewReader(trainingData(20)), executor.Limits{Wall: 10 * time.Second},
+			executor.Hooks{Artifact: func(b []byte) { got = append(got, b) }})
+		var f *executor.Failure
+		if !errors.As(err, &f) || f.Kind != want {
+			t.Fatalf("%s: %v; want a %v failure", kind, err, want)
+		}
+		if len(got) != 1 || string(got[0]) != "first artifact" {
+			t.Fatalf("%s: hook got %q", kind, got)
+		}
 	}
 }
