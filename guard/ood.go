@@ -332,47 +332,71 @@ func numScorePrep(f *Feature, p *prep, x float64) float64 {
 func (s *Schema) ScoreRows(r *Rows, x, ood []float64) { s.ScoreRange(r, 0, r.N, x, ood) }
 
 // ScoreRange is ScoreRows for rows lo ≤ i < hi (ranges may be scored
-// concurrently).
+// concurrently). Blocks of rows are scored feature by feature (the
+// feature's constants stay in registers, no per-value branch on its kind),
+// each value exactly as Score and Normalise compute it.
 func (s *Schema) ScoreRange(r *Rows, lo, hi int, x, ood []float64) {
 	F := len(s.Features)
 	pr := s.prepared()
-	for i := lo; i < hi; i++ {
-		var mx float64
+	const block = 256
+	var mxb [block]uint64 // the rows' largest |z| so far, as bits
+	for b0 := lo; b0 < hi; b0 += block {
+		b1 := min(hi, b0+block)
+		mx := mxb[:b1-b0]
+		clear(mx)
 		for j := range s.Features {
 			f := &s.Features[j]
-			var xv, z float64
 			if f.Categorical {
-				v := r.Cat[j][i]
-				if x != nil {
-					h := uint32(2166136261)
-					for k := 0; k < len(v); k++ {
-						h = (h ^ uint32(v[k])) * 16777619
+				for k, v := range r.Cat[j][b0:b1] {
+					if x != nil {
+						h := uint32(2166136261)
+						for n := 0; n < len(v); n++ {
+							h = (h ^ uint32(v[n])) * 16777619
+						}
+						x[(b0+k)*F+j] = float64(h%1000) / 1000
 					}
-					xv = float64(h%1000) / 1000
+					if ood != nil && s.Profiled {
+						mx[k] = maxAbsBits(mx[k], catScore(f, v))
+					}
 				}
-				if ood != nil && s.Profiled {
-					z = catScore(f, v)
-				}
-			} else {
-				v := r.Num[j][i]
-				switch {
-				case math.IsNaN(v):
-				case s.Profiled && pr[j].ok:
-					z = numScorePrep(f, &pr[j], v)
-					xv = z
-				default:
-					xv = v
-				}
+				continue
 			}
-			if x != nil {
-				x[i*F+j] = xv
+			col := r.Num[j][b0:b1]
+			if p := &pr[j]; s.Profiled && p.ok {
+				for k, v := range col {
+					z := numScorePrep(f, p, v) // 0 for a missing value
+					if x != nil {
+						x[(b0+k)*F+j] = z
+					}
+					mx[k] = maxAbsBits(mx[k], z)
+				}
+				continue
 			}
-			if a := math.Abs(z); a > mx { // math.Max for finite z
-				mx = a
+			if x != nil { // unprofiled: the value itself (missing: 0), no score
+				for k, v := range col {
+					if v != v {
+						v = 0
+					}
+					x[(b0+k)*F+j] = v
+				}
 			}
 		}
 		if ood != nil {
-			ood[i] = mx
+			for k, m := range mx {
+				ood[b0+k] = math.Float64frombits(m)
+			}
 		}
 	}
+}
+
+// maxAbsBits is the larger of m (the bits of a non-negative float64) and
+// |z|, NaN ignored, as bits: non-negative floats order as their bits, and
+// integer comparisons compile without jumps (Score's running maximum of
+// |z| mispredicted on every new row maximum).
+func maxAbsBits(m uint64, z float64) uint64 {
+	b := math.Float64bits(z) &^ (1 << 63)
+	if b > 0x7ff0000000000000 { // NaN
+		b = 0
+	}
+	return max(m, b)
 }
