@@ -172,6 +172,14 @@ type Sealer interface {
 
 var _ Sealer = (*barrier.Barrier)(nil)
 
+// streamSealer is a Sealer that also takes an object as writes
+// (*barrier.Barrier); ingestion then seals without a pipe.
+type streamSealer interface {
+	Create(ctx context.Context, ref barrier.Ref) (*barrier.Writer, error)
+}
+
+var _ streamSealer = (*barrier.Barrier)(nil)
+
 // Barrier object kinds.
 const (
 	kindData   = "dataset"

@@ -200,6 +200,26 @@ func (s *Service) RecoverPending(ctx context.Context) error {
 // through a pipe: Ingest's reader hands each block it reads to the pipe
 // while workers parse it, so parsing and encryption run concurrently.
 func (s *Service) ingestAndSeal(ctx context.Context, ref barrier.Ref, body io.Reader, opt Options) (*Result, barrier.Sealed, error) {
+	if c, ok := s.sealer.(streamSealer); ok {
+		// The barrier's writer is the sink: Ingest's reader hashes and
+		// encrypts each block itself (after handing the block's piece to
+		// the workers), with no pipe or copy in between (issue 5).
+		w, err := c.Create(ctx, ref)
+		if err != nil {
+			return nil, barrier.Sealed{}, fmt.Errorf("dataset: seal: %w", err)
+		}
+		res, ierr := Ingest(ctx, body, opt, w)
+		if ierr != nil {
+			w.Abort() // nothing stored, the data key destroyed
+			return nil, barrier.Sealed{}, ierr
+		}
+		// Ingest writes nothing once it has returned.
+		sd, err := w.Commit()
+		if err != nil {
+			return nil, barrier.Sealed{}, fmt.Errorf("dataset: seal: %w", err)
+		}
+		return res, sd, nil
+	}
 	pr, pw := io.Pipe()
 	type sealResult struct {
 		s   barrier.Sealed
