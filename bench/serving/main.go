@@ -53,6 +53,7 @@ var (
 	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole process (the server) during the runs")
 	traceOut = flag.String("trace", "", "write an execution trace of the server during the half-load runs")
 	modelsF  = flag.String("models", "logreg,gbdt", "models in the single-row runs")
+	halfProf = flag.String("half-cpuprofile", "", "write a CPU profile of the server during the half-load runs (not with -trace or -cpuprofile)")
 	halfRate = flag.Float64("half-rate", 0, "offered rate of the half-load run (default: half of (a)'s measured throughput)")
 )
 
@@ -260,6 +261,11 @@ func main() {
 			must(err)
 			must(trace.Start(tf))
 			stopTrace = func() { trace.Stop(); tf.Close() }
+		} else if *halfProf != "" {
+			pf, err := os.Create(strings.TrimSuffix(*halfProf, ".prof") + "-" + m.name + ".prof")
+			must(err)
+			must(pprof.StartCPUProfile(pf))
+			stopTrace = func() { pprof.StopCPUProfile(); pf.Close() }
 		}
 		record(wrkPaced(m.name+" (a) half load", base+"/v2/models/"+m.name+"-on/infer", userTok, one, hc, hd, *duration), 0)
 		stopTrace()
