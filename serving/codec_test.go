@@ -274,7 +274,7 @@ func sameRows(t *testing.T, a, b *guard.Rows) {
 // with bit-identical values.
 func FuzzReadNumber(f *testing.F) {
 	for _, s := range []string{"0", "-0", "1", "17.99", "0.0001184", "1.095e-05", "1e22", "1e23", "9007199254740993",
-		"123456789012345678901", "-2.2250738585072014e-308", "1e999", "01", "1.", ".5", "+1", "1e", "0.1e-400", "4.9e-324"} {
+		"123456789012345678901", "-2.2250738585072014e-308", "0.000000001234567891234", "12345678.12345678e3", "1234567890123.0000000012345", "1e999", "01", "1.", ".5", "+1", "1e", "0.1e-400", "4.9e-324"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -287,6 +287,17 @@ func FuzzReadNumber(f *testing.F) {
 		}
 		if ok && math.Float64bits(v) != math.Float64bits(ref) {
 			t.Fatalf("%q: %v (%x), want %v (%x)", b, v, math.Float64bits(v), ref, math.Float64bits(ref))
+		}
+		// The same bytes inside a tensor (bytes after them that end a
+		// number, so the eight-at-a-time digit reader runs): the same
+		// value, end and verdict as at the end of the input.
+		v0, i0, ok0 := readNumber(b, 0)
+		for _, tail := range []string{",", "]", "],[1.5,2]]", ",0123456789]", " 9999999999"} {
+			bt := append(append([]byte(nil), b...), tail...)
+			vt, it, okt := readNumber(bt, 0)
+			if okt != ok0 || it != i0 || math.Float64bits(vt) != math.Float64bits(v0) {
+				t.Fatalf("%q+%q: %v, end %d, ok=%v; alone %v, end %d, ok=%v", b, tail, vt, it, okt, v0, i0, ok0)
+			}
 		}
 	})
 }
