@@ -112,6 +112,26 @@ type Trained struct {
 	// did not (see registry.TrainedInput.Then), the job records its state
 	// itself.
 	Then func(tx *sql.Tx, modelID string, version int) error
+	// Presealed is the artifact's seal started by PreSeal when the worker
+	// sent it (nil if none): the registrar takes it over in every case
+	// (referenced by the stored version, or shredded).
+	Presealed Presealed
+}
+
+// Presealed is an artifact whose seal a registrar started early.
+type Presealed interface {
+	// Discard shreds it (idempotent).
+	Discard(ctx context.Context)
+}
+
+// PreSealer is a Registrar that can start sealing a job's artifact as
+// soon as the worker has sent it, while the run ends (the worker's exit
+// and the checks of its outcome), instead of after. The caller (ctx's
+// principal) is the job's creator. PreSeal returns nil when nothing was
+// started. A job that does not hand the result to RegisterTrained
+// discards it.
+type PreSealer interface {
+	PreSeal(ctx context.Context, artifact []byte) Presealed
 }
 
 // Registrar registers a trained model version (the registry service:

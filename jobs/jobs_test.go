@@ -26,8 +26,12 @@ import (
 
 // TestMain doubles as the training worker the executor re-executes.
 func TestMain(m *testing.M) {
-	if _, ok := executor.IsWorker(os.Args); ok {
-		os.Exit(executor.ServeChild(os.Stdin, os.Stdout, executor.Train))
+	if rest, ok := executor.IsWorker(os.Args); ok {
+		train := executor.Train
+		if len(rest) == 1 && rest[0] == "artifact-then-crash" {
+			train = artifactThenCrash
+		}
+		os.Exit(executor.ServeChild(os.Stdin, os.Stdout, train))
 	}
 	if dir := os.Getenv(crashEnv); dir != "" {
 		crashServer(dir)
@@ -150,7 +154,7 @@ type env struct {
 
 func newEnv(t *testing.T, slots int) *env { return newEnvCfg(t, jobs.Config{Slots: slots}) }
 
-func newEnvCfg(t *testing.T, cfg jobs.Config) *env {
+func newEnvCfg(t *testing.T, cfg jobs.Config, mod ...func(*jobs.Deps)) *env {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, t.TempDir()+"/meta.db")
@@ -172,9 +176,12 @@ func newEnvCfg(t *testing.T, cfg jobs.Config) *env {
 	}
 	ds := &datasets{sets: map[string]dataset{}}
 	cfg.PollInterval, cfg.RetryDelay = 20*time.Millisecond, 50*time.Millisecond
-	svc, err := jobs.New(cfg,
-		jobs.Deps{Store: db, DB: db.SQL(), Datasets: ds, Sealer: &sealer{objs: map[string][]byte{}}, Executor: ex, Audit: nopAudit{},
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	deps := jobs.Deps{Store: db, DB: db.SQL(), Datasets: ds, Sealer: &sealer{objs: map[string][]byte{}}, Executor: ex, Audit: nopAudit{},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, m := range mod {
+		m(&deps)
+	}
+	svc, err := jobs.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

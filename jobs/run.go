@@ -168,6 +168,7 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		err error
 	}
 	var ran chan runResult
+	var pre Presealed // written by the artifact hook, read after ran
 	if !o.inactive && o.err == nil && o.td != nil && o.td.Digest == cur.DatasetDigest {
 		spec := executor.Spec{Algorithm: cur.Spec.Algorithm, Task: cur.Spec.Task, Target: cur.Spec.Target, Features: cur.Spec.Features,
 			Params: cur.Spec.Params, Seed: cur.Spec.Seed}
@@ -178,8 +179,22 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 			Wall: time.Duration(cur.Spec.Limits.WallSeconds) * time.Second}
 		ran = make(chan runResult, 1)
 		td := o.td
+		hooks := executor.Hooks{Progress: progress}
+		// The artifact's seal starts when the worker sends it, while the
+		// run ends (PreSealer); the attempt shreds it unless it hands it
+		// to RegisterTrained (the deferred discard runs after abandon
+		// below, so after the worker and its hooks have ended).
+		if ps, ok := s.d.Registrar.(PreSealer); ok {
+			pctx := rampart.WithCaller(wctx, rampart.Caller{Principal: o.p, RequestID: "job:" + id})
+			hooks.Artifact = func(b []byte) { pre = ps.PreSeal(pctx, b) }
+		}
+		defer func() {
+			if pre != nil {
+				pre.Discard(wctx)
+			}
+		}()
 		go func() {
-			res, err := s.d.Executor.Run(runCtx, spec, td, lim, progress)
+			res, err := s.d.Executor.RunWith(runCtx, spec, td, lim, hooks)
 			ran <- runResult{res, err}
 		}()
 	}
@@ -296,10 +311,13 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 			finalEv, committed = ev, err == nil
 			return err
 		}
+		presealed := pre
+		pre = nil // the registrar takes it over
 		modelID, version, err := s.d.Registrar.RegisterTrained(rampart.WithCaller(wctx, rampart.Caller{Principal: p, RequestID: "job:" + id}), Trained{
 			Job: j, Artifact: res.Artifact, ArtifactDigest: digest, Metrics: res.Metrics, DatasetDigest: td.Digest,
 			DatasetName: td.DatasetName, DatasetVersion: td.Version,
-			GrantID: td.GrantID, DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta, StartedAt: started, FinishedAt: finished, Then: then})
+			GrantID: td.GrantID, DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta, StartedAt: started, FinishedAt: finished, Then: then,
+			Presealed: presealed})
 		if err != nil {
 			var re *rampart.Error
 			if errors.As(err, &re) && re.Code == rampart.CodeInvalid && re.Field == "artifact" {

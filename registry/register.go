@@ -12,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampart-mlaas/rampart"
@@ -58,6 +59,11 @@ type TrainedInput struct {
 	// the training data when empty.
 	IntendedUse string
 	Limitations []string
+	// Presealed, when set, is this artifact already being sealed
+	// (PreSeal): it is used instead of a new seal when it holds exactly
+	// Artifact for the owner's tenant. RegisterTrained takes it over in
+	// every case: it is referenced by the stored version or shredded.
+	Presealed *Presealed
 	// Then, when set and the store supports it (AddModelVersionThen), runs
 	// in the transaction that stores the new version, with the version: a
 	// training job's final state is then durable together with its model
@@ -84,6 +90,10 @@ type versionThenStore interface {
 // authorized for model.register here. Identical inputs give an identical
 // attestation apart from runDetails.metadata (times, invocation ID).
 func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart.ModelVersion, error) {
+	// A presealed artifact not taken over below (an early refusal, another
+	// tenant or other bytes) is shredded.
+	pre := in.Presealed
+	defer func() { pre.Discard(ctx) }()
 	if err := CheckName(in.ModelName); err != nil {
 		return rampart.ModelVersion{}, err
 	}
@@ -192,7 +202,11 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 	// the job ran never has the artifact sealed.
 	var ps *pendingSeal
 	if authz.Decide(in.Owner, authz.ModelRegister, res).Allow {
-		ps = s.startSeal(ctx, in.Owner.TenantID, in.Artifact)
+		if pre != nil && pre.p.ref.Tenant == in.Owner.TenantID && pre.p.want == hexSHA256(in.Artifact) {
+			ps, pre = pre.p, nil
+		} else {
+			ps = s.startSeal(ctx, in.Owner.TenantID, in.Artifact)
+		}
 	}
 	// The owner is re-read: a principal disabled (or moved) since the job
 	// was submitted can no longer register.
@@ -238,6 +252,38 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 	return s.register(ctx, a, in.Owner, in.RequestID, in.ModelName, in.Artifact, rampart.FormatRampart, card, bd, md, ps, in.Then)
 }
 
+// Presealed is a trained artifact whose seal started before its job's
+// run ended (PreSeal), to be handed to RegisterTrained.
+type Presealed struct {
+	p    *pendingSeal
+	once sync.Once
+}
+
+// PreSeal starts sealing a training job's artifact as soon as the worker
+// has sent it, while the run ends (the worker's exit, the checks of its
+// outcome): the seal's durable writes are the longest step of a
+// registration. The bytes are not trusted yet: the ciphertext is an
+// unreferenced object under a fresh random name until RegisterTrained,
+// which parses the artifact first, stores a version naming it; if the
+// run fails, the caller must Discard it, which shreds it. It returns nil
+// (nothing sealed) when owner may not register models (authz.Decide, as
+// in RegisterTrained).
+func (s *Service) PreSeal(ctx context.Context, owner rampart.Principal, artifact []byte) *Presealed {
+	if len(artifact) == 0 || len(artifact) > ml.MaxArtifactSize ||
+		!authz.Decide(owner, authz.ModelRegister, authz.Resource{Kind: "model", TenantID: owner.TenantID}).Allow {
+		return nil
+	}
+	return &Presealed{p: s.startSeal(context.WithoutCancel(ctx), owner.TenantID, artifact)}
+}
+
+// Discard shreds a presealed artifact once its seal has ended; it is
+// idempotent, and a no-op on nil or once RegisterTrained took it over.
+func (p *Presealed) Discard(ctx context.Context) {
+	if p != nil {
+		p.once.Do(func() { p.p.discard(ctx) })
+	}
+}
+
 // pendingSeal is an artifact being sealed under a fresh random reference:
 // nothing can collide with it, and until a version row names it, it is an
 // unreferenced ciphertext that a failure shreds.
@@ -245,6 +291,7 @@ type pendingSeal struct {
 	s          *Service
 	artifactID string
 	ref        barrier.Ref
+	want       string // the artifact's hex SHA-256
 	ch         chan error
 	waited     bool
 	err        error
@@ -256,6 +303,7 @@ func (s *Service) startSeal(ctx context.Context, tenant string, artifact []byte)
 	p := &pendingSeal{s: s, artifactID: rampart.NewID(rampart.PrefixArtifact), ch: make(chan error, 1)}
 	p.ref = artifactRef(tenant, p.artifactID)
 	want := hexSHA256(artifact)
+	p.want = want
 	s.seals.Add(1)
 	go func() {
 		defer s.seals.Done()

@@ -115,6 +115,16 @@ func (a datasetsAdapter) OpenForTraining(ctx context.Context, id string, version
 // attestation, card and BOM (TRAIN-1, MODEL-1, MODEL-3).
 type registrarAdapter struct{ reg *registry.Service }
 
+// PreSeal starts sealing a job's artifact when the worker sends it
+// (jobs.PreSealer); RegisterTrained takes it over.
+func (a registrarAdapter) PreSeal(ctx context.Context, artifact []byte) jobs.Presealed {
+	c, _ := rampart.CallerFrom(ctx)
+	if ps := a.reg.PreSeal(ctx, c.Principal, artifact); ps != nil {
+		return ps
+	}
+	return nil
+}
+
 func (a registrarAdapter) RegisterTrained(ctx context.Context, t jobs.Trained) (string, int, error) {
 	c, _ := rampart.CallerFrom(ctx)
 	in := registry.TrainedInput{Owner: c.Principal, RequestID: c.RequestID, ModelName: t.Job.Spec.ModelName,
@@ -131,6 +141,11 @@ func (a registrarAdapter) RegisterTrained(ctx context.Context, t jobs.Trained) (
 	// in.DP from the model when it is nil.
 	if t.Then != nil {
 		in.Then = func(tx *sql.Tx, v rampart.ModelVersion) error { return t.Then(tx, v.ModelID, v.Version) }
+	}
+	if ps, ok := t.Presealed.(*registry.Presealed); ok {
+		in.Presealed = ps // RegisterTrained takes it over (stored or shredded)
+	} else if t.Presealed != nil {
+		t.Presealed.Discard(ctx)
 	}
 	mv, err := a.reg.RegisterTrained(ctx, in)
 	if err != nil {
