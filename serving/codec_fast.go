@@ -508,13 +508,15 @@ func digits8(b []byte) (n int, v uint64) {
 	return n, d
 }
 
-// decimalLen is the number of decimal digits of v (0 for 0; v < 10^8).
+// decimalLen is the number of decimal digits of v (0 for 0; v < 10^8):
+// how many of 1, 10, …, 10^7 are ≤ v, each 1 exactly when 10^k−1−v
+// borrows (no jumps: the count differs from number to number).
 func decimalLen(v uint64) int {
-	n := 0
-	for n < 8 && v >= pow10u[n] {
-		n++
+	n := uint64(0)
+	for k := range 8 {
+		n += (pow10u[k] - 1 - v) >> 63
 	}
-	return n
+	return int(n)
 }
 
 // pow10 holds the powers of ten a float64 represents exactly.
@@ -540,15 +542,29 @@ func readNumber(b []byte, i int) (float64, int, bool) {
 	}
 	var mant uint64
 	nd, e10, exact := 0, 0, true
-	if b[i] == '0' {
+	if i+8 <= len(b) {
+		// Up to 8 digits at once (most numbers' whole integer part),
+		// without a branch on a leading 0 (which the predictor misses on
+		// data mixing 0.x and larger values): a leading 0 is the whole
+		// integer part (the caller refuses a digit after it), mant 0 and
+		// nd 0 as below.
+		n, d := digits8(b[i:])
+		z := (uint64(b[i]-'0') - 1) >> 63 // 1 for a leading 0, else 0 (b[i] is a digit)
+		n -= int(z) * (n - 1)
+		d *= 1 - z
+		mant, nd, i = d, n*int(1-z), i+n
+		for n == 8 && i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if nd < 19 {
+				mant = mant*10 + uint64(b[i]-'0')
+				nd++
+			} else {
+				exact = false
+			}
+			i++
+		}
+	} else if b[i] == '0' {
 		i++
 	} else {
-		// Up to 8 digits at once (most numbers' whole integer part), the
-		// rest, if any, by the loop below.
-		if i+8 <= len(b) {
-			n, d := digits8(b[i:])
-			mant, nd, i = d, n, i+n
-		}
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 			if nd < 19 {
 				mant = mant*10 + uint64(b[i]-'0')
@@ -569,11 +585,8 @@ func readNumber(b []byte, i int) (float64, int, bool) {
 		// the loop below.
 		if i+8 <= len(b) && nd <= 11 {
 			n, d := digits8(b[i:])
-			if mant == 0 {
-				nd += decimalLen(d)
-			} else {
-				nd += n
-			}
+			z := 1 ^ (mant|-mant)>>63 // 1 when mant is 0 (no jump)
+			nd += int(z)*decimalLen(d) + int(1-z)*n
 			mant = mant*pow10u[n] + d
 			e10 -= n
 			i += n
