@@ -89,13 +89,6 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 	return wr.Commit()
 }
 
-// writebackChunk is how many bytes a buffered (not O_DIRECT) write passes
-// before it starts their writeback (a variable for tests): the final fsync
-// then finds little left to write; a 1 GiB upload otherwise left ~0.5 s of
-// writeback for the fsync, with the CPUs idle (issue 5). Durability is
-// unchanged: only the fsync in Commit makes the data durable (RES-2).
-var writebackChunk int64 = 8 << 20
-
 // mkdirAll creates dir and its parents, returning the directories it created
 // (deepest first) so that their parents can be fsynced.
 func (s *Store) mkdirAll(dir string) ([]string, error) {

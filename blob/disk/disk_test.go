@@ -86,9 +86,7 @@ func TestTempCleanupAndModes(t *testing.T) {
 // Put starts the writeback of each chunk as it goes (issue 5); the stored
 // bytes must be exactly those written, whatever the chunking.
 func TestPutEarlyWriteback(t *testing.T) {
-	old, oldDirect := writebackChunk, directWrites
-	writebackChunk, directWrites = 4096, false // writeback hints are for buffered writes
-	t.Cleanup(func() { writebackChunk, directWrites = old, oldDirect })
+	setWrites(t, 4096, false) // writeback hints are for buffered writes, one per chunk
 	s := newStore(t).(*Store)
 	data := make([]byte, 300_001)
 	for i := range data {
