@@ -255,7 +255,15 @@ func main() {
 		if *halfRate > 0 {
 			half = *halfRate
 		}
-		hc, hd := paced(half)
+		// About 50 requests/s per connection; a 2 s calibration run
+		// measures the time a request adds to each connection's cycle
+		// (latency and wrk's own), so the think time can leave it out and
+		// the run offers half of (a), not less.
+		hc, hd := paced(half, 50, 0)
+		if cal := wrkPaced(m.name+" calibration", base+"/v2/models/"+m.name+"-on/infer", userTok, one, hc, hd, 2*time.Second); cal.RPS > 0 {
+			lat := float64(hc)*1000/cal.RPS - hd
+			hc, hd = paced(half, 50, max(0, lat))
+		}
 		stopTrace := func() {}
 		if *traceOut != "" {
 			tf, err := os.Create(strings.TrimSuffix(*traceOut, ".trace") + "-" + m.name + ".trace")
@@ -295,8 +303,8 @@ func main() {
 		// TEN-3: B at a steady moderate load alone, then the same while A
 		// offers 10x its rate limit on its own endpoint (A starts a second
 		// earlier and ends a second later than B's run).
-		bc, bd := paced(float64(*fairB))
-		ac, ad := paced(10 * *fairRate)
+		bc, bd := paced(float64(*fairB), 100, 0)
+		ac, ad := paced(10**fairRate, 100, 0)
 		note := func(r result) {
 			results = append(results, r)
 			fmt.Fprintf(os.Stderr, "%-28s c=%-3d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non-2xx %d\n", r.Name, r.Conns, r.RPS, r.P50ms, r.P99ms, r.Non2xx)
@@ -365,17 +373,18 @@ func wrk(name, url, token, file string, c int) result {
 
 var luaSeq atomic.Int64
 
-// paced returns connections and a per-connection delay that offer about
-// rate requests/s (each connection about 100/s).
-func paced(rate float64) (conns, delayMs int) {
-	conns = max(1, int(rate/100))
-	return conns, max(1, int(float64(conns)*1000/rate))
+// paced returns connections (about perConn requests/s each) and the mean
+// think time that offer about rate requests/s when a request takes
+// latencyMs.
+func paced(rate, perConn, latencyMs float64) (conns int, delayMs float64) {
+	conns = max(1, int(rate/perConn))
+	return conns, max(0.5, float64(conns)*1000/rate-latencyMs)
 }
 
-// wrkPaced is wrk with each connection waiting delayMs between requests
-// (wrk's delay() hook), which paces the offered load at about
+// wrkPaced is wrk with each connection waiting delayMs on average between
+// requests (wrk's delay() hook), which paces the offered load at about
 // c × 1000/(delayMs + latency) requests/s; d is the run's length.
-func wrkPaced(name, url, token, file string, c, delayMs int, d time.Duration) result {
+func wrkPaced(name, url, token, file string, c int, delayMs float64, d time.Duration) result {
 	lua := filepath.Join(filepath.Dir(file), fmt.Sprintf("post%d.lua", luaSeq.Add(1)))
 	auth := ""
 	if token != "" {
@@ -383,7 +392,7 @@ func wrkPaced(name, url, token, file string, c, delayMs int, d time.Duration) re
 	}
 	pace := ""
 	if delayMs > 0 && *arrivals == "fixed" {
-		pace = fmt.Sprintf("function delay()\n  return %d\nend\n", delayMs)
+		pace = fmt.Sprintf("function delay()\n  return %d\nend\n", max(1, int(delayMs+0.5)))
 	} else if delayMs > 0 {
 		// Exponential think times (mean delayMs) per connection, each wrk
 		// thread seeded differently: independent clients, whose requests
@@ -393,7 +402,7 @@ func wrkPaced(name, url, token, file string, c, delayMs int, d time.Duration) re
 		// in one ms at 2,600/s), which no set of independent clients does.
 		pace = fmt.Sprintf("local nextid = 1\nfunction setup(thread)\n  thread:set(\"seed\", nextid)\n  nextid = nextid + 1\nend\n"+
 			"function init(args)\n  math.randomseed(7919 * (seed or 0) + os.time())\nend\n"+
-			"function delay()\n  return math.floor(-%d * math.log(1 - math.random()) + 0.5)\nend\n", delayMs)
+			"function delay()\n  return math.floor(-%g * math.log(1 - math.random()) + 0.5)\nend\n", delayMs)
 	}
 	must(os.WriteFile(lua, []byte(fmt.Sprintf("local f = io.open(%q, \"rb\")\nwrk.method = \"POST\"\nwrk.body = f:read(\"*a\")\nf:close()\n"+
 		"wrk.headers[\"Content-Type\"] = \"application/json\"\n%s%s", file, auth, pace)), 0o600))
