@@ -362,7 +362,10 @@ func (s *Schema) ScoreRange(r *Rows, lo, hi int, x, ood []float64) {
 				continue
 			}
 			col := r.Num[j][b0:b1]
-			if p := &pr[j]; s.Profiled && p.ok {
+			if p := &pr[j]; s.Profiled && p.ok && p.qpad != nil {
+				numScoresPad(f, p, col, x, F, b0*F+j, mx)
+				continue
+			} else if s.Profiled && p.ok {
 				for k, v := range col {
 					z := numScorePrep(f, p, v) // 0 for a missing value
 					if x != nil {
@@ -386,6 +389,58 @@ func (s *Schema) ScoreRange(r *Rows, lo, hi int, x, ood []float64) {
 				ood[b0+k] = math.Float64frombits(m)
 			}
 		}
+	}
+}
+
+// numScoresPad is numScorePrep for every value of col (a feature with
+// padded deciles), inlined with the feature's constants in locals: the
+// same arithmetic in the same order, so the same bits. Each z goes to
+// x[at], x[at+stride], … (x nil: not written) and into mx.
+func numScoresPad(f *Feature, p *prep, col, x []float64, stride, at int, mx []uint64) {
+	q := f.Quantiles
+	pad := p.qpad
+	k := len(q) - 1
+	fk := float64(k)
+	lo, hi := q[0], q[k]
+	e, eHi := p.eps, 1-p.eps
+	zEdge, loDen, hiDen := p.zEdge, p.loDen, p.hiDen
+	mx = mx[:len(col)]
+	for i, x0 := range col {
+		var z float64
+		switch {
+		case x0 != x0: // missing
+		case x0 < lo:
+			z = -(zEdge + oodSlope*(lo-x0)/loDen)
+		case x0 > hi:
+			z = zEdge + oodSlope*(x0-hi)/hiDen
+		default:
+			g := 8 * int(math.Float64bits(pad[7]-x0)>>63)
+			g += 4 * int(math.Float64bits(pad[g+3]-x0)>>63)
+			g += 2 * int(math.Float64bits(pad[g+1]-x0)>>63)
+			g += int(math.Float64bits(pad[g]-x0) >> 63)
+			var u float64
+			if q[g] == x0 {
+				last := g
+				for last < k && q[last+1] == x0 {
+					last++
+				}
+				u = float64(g+last) / 2 / fk
+			} else {
+				m := g - 1
+				u = (float64(m) + (x0-q[m])/(q[m+1]-q[m])) / fk
+			}
+			if u < e {
+				u = e
+			}
+			if u > eHi {
+				u = eHi
+			}
+			z = normQuantile(u)
+		}
+		if x != nil {
+			x[at+i*stride] = z
+		}
+		mx[i] = maxAbsBits(mx[i], z)
 	}
 }
 
