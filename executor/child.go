@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/rampart-mlaas/rampart/ml"
 	"golang.org/x/sys/unix"
@@ -113,7 +114,7 @@ func ServeChild(in io.Reader, out io.Writer, train TrainFunc) int {
 	// The data is parsed as it arrives, straight from the pipe: no copy of
 	// the whole CSV is kept while the model trains.
 	data := &dataReader{in: bufio.NewReaderSize(in, dataChunk)}
-	progress := func(p Progress) { _ = writeJSONFrame(out, frameProgress, p) }
+	progress := (&progressThrottle{send: func(p Progress) { _ = writeJSONFrame(out, frameProgress, p) }}).report
 	o, err := train(context.Background(), spec, data, progress)
 	if data.err != nil {
 		return 4 // the parent broke the frame protocol
@@ -138,6 +139,30 @@ func ServeChild(in io.Reader, out io.Writer, train TrainFunc) int {
 		return 5
 	}
 	return 0
+}
+
+// childProgressEvery bounds the child's progress frames within a stage:
+// a GBDT reports every tree and an MLP every epoch, hundreds of frames a
+// second, each a JSON encoding, a write and a wake-up of the parent, which
+// stores at most one every 500 ms (jobs.progressEvery). The first report,
+// every change of stage and "done" are sent at once.
+const childProgressEvery = 100 * time.Millisecond
+
+// progressThrottle sends the reports that childProgressEvery lets through.
+type progressThrottle struct {
+	send  func(Progress)
+	stage string
+	last  time.Time
+	sent  bool
+}
+
+func (t *progressThrottle) report(p Progress) {
+	now := time.Now()
+	if t.sent && p.Stage == t.stage && p.Stage != "done" && now.Sub(t.last) < childProgressEvery {
+		return
+	}
+	t.sent, t.stage, t.last = true, p.Stage, now
+	t.send(p)
 }
 
 // dataReader reads the payloads of data frames up to the end frame.
