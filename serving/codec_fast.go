@@ -512,10 +512,9 @@ func digits8(b []byte) (n int, v uint64) {
 // how many of 1, 10, …, 10^7 are ≤ v, each 1 exactly when 10^k−1−v
 // borrows (no jumps: the count differs from number to number).
 func decimalLen(v uint64) int {
-	n := uint64(0)
-	for k := range 8 {
-		n += (pow10u[k] - 1 - v) >> 63
-	}
+	// Unrolled: a loop's exit after eight rounds was itself mispredicted.
+	n := (0-v)>>63 + (9-v)>>63 + (99-v)>>63 + (999-v)>>63 +
+		(9_999-v)>>63 + (99_999-v)>>63 + (999_999-v)>>63 + (9_999_999-v)>>63
 	return int(n)
 }
 
