@@ -1,10 +1,8 @@
 package serving
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"math"
-	"math/bits"
 	"strconv"
 )
 
@@ -480,44 +478,6 @@ func fastOIPRequest(body []byte, req *OIPRequest, pre *preParsed) bool {
 	return ok && p.i == len(p.b)
 }
 
-// pow10u holds the powers of ten up to 10^8 as integers.
-var pow10u = [9]uint64{1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000}
-
-// digits8 returns how many of b's first 8 bytes (len(b) ≥ 8) are ASCII
-// digits before the first other byte, n, and their value, read eight
-// bytes at a time (SWAR): the digit loop's exit, at a different length for
-// every number, was a mispredicted branch per number.
-func digits8(b []byte) (n int, v uint64) {
-	w := binary.LittleEndian.Uint64(b)
-	// A byte is not a digit when c−'0' borrows (c < '0'), c+0x46 reaches
-	// 0x80 (c > '9') or c ≥ 0x80. Borrows and carries only travel from
-	// lower bytes, which are digits up to the first non-digit, and a
-	// digit neither borrows nor carries, so the lowest marked byte is
-	// exactly the first non-digit.
-	d := w - 0x3030303030303030
-	nondigit := (d | (w + 0x4646464646464646) | w) & 0x8080808080808080
-	n = bits.TrailingZeros64(nondigit) >> 3 // 8 when all are digits
-	if n == 0 {
-		return 0, 0
-	}
-	// The n digits' values, last digit in the top byte, zeros before.
-	d <<= 64 - 8*uint(n)
-	d = (d & 0x0f0f0f0f0f0f0f0f) * (10<<8 + 1) >> 8
-	d = (d & 0x00ff00ff00ff00ff) * (100<<16 + 1) >> 16
-	d = (d & 0x0000ffff0000ffff) * (10000<<32 + 1) >> 32
-	return n, d
-}
-
-// decimalLen is the number of decimal digits of v (0 for 0; v < 10^8):
-// how many of 1, 10, …, 10^7 are ≤ v, each 1 exactly when 10^k−1−v
-// borrows (no jumps: the count differs from number to number).
-func decimalLen(v uint64) int {
-	// Unrolled: a loop's exit after eight rounds was itself mispredicted.
-	n := (0-v)>>63 + (9-v)>>63 + (99-v)>>63 + (999-v)>>63 +
-		(9_999-v)>>63 + (99_999-v)>>63 + (999_999-v)>>63 + (9_999_999-v)>>63
-	return int(n)
-}
-
 // pow10 holds the powers of ten a float64 represents exactly.
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
 	1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
@@ -541,27 +501,7 @@ func readNumber(b []byte, i int) (float64, int, bool) {
 	}
 	var mant uint64
 	nd, e10, exact := 0, 0, true
-	if i+8 <= len(b) {
-		// Up to 8 digits at once (most numbers' whole integer part),
-		// without a branch on a leading 0 (which the predictor misses on
-		// data mixing 0.x and larger values): a leading 0 is the whole
-		// integer part (the caller refuses a digit after it), mant 0 and
-		// nd 0 as below.
-		n, d := digits8(b[i:])
-		z := (uint64(b[i]-'0') - 1) >> 63 // 1 for a leading 0, else 0 (b[i] is a digit)
-		n -= int(z) * (n - 1)
-		d *= 1 - z
-		mant, nd, i = d, n*int(1-z), i+n
-		for n == 8 && i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			if nd < 19 {
-				mant = mant*10 + uint64(b[i]-'0')
-				nd++
-			} else {
-				exact = false
-			}
-			i++
-		}
-	} else if b[i] == '0' {
+	if b[i] == '0' {
 		i++
 	} else {
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
@@ -578,17 +518,6 @@ func readNumber(b []byte, i int) (float64, int, bool) {
 		i++
 		if i >= len(b) || b[i] < '0' || b[i] > '9' {
 			return 0, i, false
-		}
-		// Up to 8 digits at once when they cannot reach the 19 kept
-		// digits; leading zeros (mant still 0) do not count in nd, as in
-		// the loop below.
-		if i+8 <= len(b) && nd <= 11 {
-			n, d := digits8(b[i:])
-			z := 1 ^ (mant|-mant)>>63 // 1 when mant is 0 (no jump)
-			nd += int(z)*decimalLen(d) + int(1-z)*n
-			mant = mant*pow10u[n] + d
-			e10 -= n
-			i += n
 		}
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
 			if nd < 19 {

@@ -350,25 +350,3 @@ func TestFastReaderTakesCommonRequests(t *testing.T) {
 		t.Fatalf("fast reader declined a plain tensor request: %+v", req)
 	}
 }
-
-// decimalLen against strconv at and around every power of ten below 10^8.
-func TestDecimalLen(t *testing.T) {
-	check := func(v uint64) {
-		want := len(strconv.FormatUint(v, 10))
-		if v == 0 {
-			want = 0
-		}
-		if got := decimalLen(v); got != want {
-			t.Fatalf("decimalLen(%d) = %d, want %d", v, got, want)
-		}
-	}
-	for p := uint64(1); p <= 100_000_000; p *= 10 {
-		for _, v := range []uint64{p - 1, p, p + 1, 2 * p, 5*p - 1} {
-			if v < 100_000_000 {
-				check(v)
-			}
-		}
-	}
-	check(0)
-	check(99_999_999)
-}
