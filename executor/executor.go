@@ -510,14 +510,13 @@ func (e *Executor) Run(ctx context.Context, spec Spec, data io.Reader, lim Limit
 type Hooks struct {
 	// Progress is called for every progress report.
 	Progress func(Progress)
-	// Artifact, when set, is called with the result so far (artifact,
-	// metrics, isolation) as soon as the artifact's frame has arrived,
-	// before the child has exited: the caller may start work on it
-	// (sealing, registering) that it undoes unless Run returns this
-	// artifact in a successful Result. The bytes are the child's, as
-	// untrusted as the Result's, and the run may still fail (exit status,
-	// a violation, the wall clock).
-	Artifact func(*Result)
+	// Artifact, when set, is called with the artifact's bytes as soon as
+	// its frame has arrived, before the child has exited: the caller may
+	// start work on them (sealing) that it undoes unless Run returns
+	// this artifact in a successful Result. The bytes are the child's,
+	// as untrusted as the Result's, and the run may still fail (exit
+	// status, a violation, the wall clock).
+	Artifact func([]byte)
 }
 
 // RunWith is Run with hooks (see Hooks).
@@ -628,7 +627,7 @@ func (e *Executor) RunWith(ctx context.Context, spec Spec, data io.Reader, lim L
 			res.Artifact = b
 			gotArtifact = true
 			if h.Artifact != nil {
-				h.Artifact(&Result{Artifact: b, Metrics: res.Metrics, DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta, Isolation: slices.Clone(iso)})
+				h.Artifact(b)
 			}
 		case frameError:
 			var m errorMsg

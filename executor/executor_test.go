@@ -320,7 +320,7 @@ func TestArtifactHook(t *testing.T) {
 	e := newExec(t)
 	var got [][]byte
 	r, err := e.RunWith(context.Background(), spec, strings.NewReader(trainingData(100)), executor.Limits{Wall: 30 * time.Second},
-		executor.Hooks{Artifact: func(r *executor.Result) { got = append(got, r.Artifact) }})
+		executor.Hooks{Artifact: func(b []byte) { got = append(got, b) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestArtifactHook(t *testing.T) {
 		got = nil
 		h := newExec(t, kind)
 		_, err := h.RunWith(context.Background(), spec, strings.NewReader(trainingData(20)), executor.Limits{Wall: 10 * time.Second},
-			executor.Hooks{Artifact: func(r *executor.Result) { got = append(got, r.Artifact) }})
+			executor.Hooks{Artifact: func(b []byte) { got = append(got, b) }})
 		var f *executor.Failure
 		if !errors.As(err, &f) || f.Kind != want {
 			t.Fatalf("%s: %v; want a %v failure", kind, err, want)

@@ -112,13 +112,6 @@ type Trained struct {
 	// did not (see registry.TrainedInput.Then), the job records its state
 	// itself.
 	Then func(tx *sql.Tx, modelID string, version int) error
-	// Ready, when set, is called by the registrar before it records the
-	// lineage event or stores anything (after its decision is recorded):
-	// the job calls RegisterTrained as soon as the worker has sent its
-	// artifact, and Ready returns nil once the run has succeeded with it,
-	// or the reason it did not, which the registrar returns (recording
-	// the refusal) without registering.
-	Ready func() error
 	// Presealed is the artifact's seal started by PreSeal when the worker
 	// sent it (nil if none): the registrar takes it over in every case
 	// (referenced by the stored version, or shredded).

@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rampart-mlaas/rampart"
 	"github.com/rampart-mlaas/rampart/executor"
@@ -24,7 +23,6 @@ type presealer struct {
 	fail     error            // RegisterTrained's error
 	caller   string
 	artifact []byte
-	ready    []error // what Ready returned, per call
 }
 
 type presealed struct {
@@ -45,23 +43,10 @@ func (r *presealer) PreSeal(ctx context.Context, art []byte) jobs.Presealed {
 }
 
 func (r *presealer) RegisterTrained(ctx context.Context, t jobs.Trained) (string, int, error) {
-	// As the registry: its decision, then the run's outcome (Ready)
-	// before anything is stored.
-	var ready error
-	if t.Ready != nil {
-		ready = t.Ready()
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, t.Presealed)
 	r.artifact = t.Artifact
-	r.ready = append(r.ready, ready)
-	if ready != nil {
-		if t.Presealed != nil {
-			t.Presealed.Discard(ctx)
-		}
-		return "", 0, ready
-	}
 	if r.fail != nil {
 		// The registrar takes the presealed artifact over: it shreds it.
 		if t.Presealed != nil {
@@ -98,9 +83,6 @@ func TestPreSealHandedOver(t *testing.T) {
 		if len(reg.started) != 1 || len(reg.got) != 1 || reg.got[0] != jobs.Presealed(reg.started[0]) {
 			t.Fatalf("presealed %d, handed over %v", len(reg.started), reg.got)
 		}
-		if len(reg.ready) != 1 || reg.ready[0] != nil {
-			t.Fatalf("Ready returned %v for a run that succeeded", reg.ready)
-		}
 		ps := reg.started[0]
 		if !bytes.Equal(ps.art, reg.artifact) || reg.caller != j.CreatedBy {
 			t.Fatalf("presealed other bytes or as %q", reg.caller)
@@ -133,9 +115,8 @@ func artifactThenCrash(ctx context.Context, spec executor.Spec, data io.Reader, 
 
 // TestPreSealDiscardedWhenRunFails: a worker that dies after sending its
 // artifact fails the attempt (retried, then failed, TRAIN-5); each
-// attempt's registration, started when the artifact arrived, is told so
-// by Ready (and discards its presealed artifact, once): nothing is
-// registered.
+// attempt's presealed artifact is discarded by the job, once, and nothing
+// is registered.
 func TestPreSealDiscardedWhenRunFails(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -158,25 +139,10 @@ func TestPreSealDiscardedWhenRunFails(t *testing.T) {
 	if j.State != rampart.JobFailed {
 		t.Fatalf("job %s (%s)", j.State, j.Reason)
 	}
-	// The job is final once its last attempt failed; that attempt's
-	// registration has been told so before (stopReg), but allow for it.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		reg.mu.Lock()
-		n := len(reg.got)
-		reg.mu.Unlock()
-		if n >= 2 {
-			break
-		}
-	}
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	if len(reg.started) != 2 || len(reg.got) != 2 {
-		t.Fatalf("%d presealed, %d registrations started; want 2 and 2 (one per attempt)", len(reg.started), len(reg.got))
-	}
-	for i, err := range reg.ready {
-		if err == nil {
-			t.Fatalf("attempt %d: Ready let a failed run register", i+1)
-		}
+	if len(reg.started) != 2 || len(reg.got) != 0 {
+		t.Fatalf("%d presealed, %d registered; want 2 (one per attempt) and 0", len(reg.started), len(reg.got))
 	}
 	for i, ps := range reg.started {
 		if ps.discarded != 1 || string(ps.art) != "an artifact" {

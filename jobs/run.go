@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -169,29 +168,7 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		err error
 	}
 	var ran chan runResult
-	// The registration started by the artifact hook (nil until then),
-	// read after ran; then is its final update, made with the version.
-	var reg *earlyReg
-	var result *rampart.JobResult // set before reg's go-ahead
-	var finalEv *rampart.JobEvent
-	committed := false
-	var iso []string // what the run got, once it ran (TEN-2)
-	then := func(tx *sql.Tx, modelID string, version int) error {
-		r := *result
-		r.ModelID, r.ModelVersion = modelID, version
-		_, ev, err := s.d.Store.UpdateJobTx(wctx, tx, id, finishChange(rampart.JobSucceeded, "", &r, iso, s.now().UTC()))
-		finalEv, committed = ev, err == nil
-		return err
-	}
-	// stopReg ends a registration that must not store anything: it gets
-	// err instead of the go-ahead and is waited for.
-	stopReg := func(err error) {
-		if reg != nil {
-			reg.gate <- err
-			<-reg.done
-			reg = nil
-		}
-	}
+	var pre Presealed // written by the artifact hook, read after ran
 	if !o.inactive && o.err == nil && o.td != nil && o.td.Digest == cur.DatasetDigest {
 		spec := executor.Spec{Algorithm: cur.Spec.Algorithm, Task: cur.Spec.Task, Target: cur.Spec.Target, Features: cur.Spec.Features,
 			Params: cur.Spec.Params, Seed: cur.Spec.Seed}
@@ -203,41 +180,19 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		ran = make(chan runResult, 1)
 		td := o.td
 		hooks := executor.Hooks{Progress: progress}
-		// Registration starts when the worker sends its artifact, while
-		// the worker exits and the run's outcome is checked: the artifact
-		// is parsed, its seal started (PreSealer), the owner re-read and
-		// the decision recorded meanwhile; RegisterTrained then waits for
-		// the go-ahead (Trained.Ready) before it records the lineage event
-		// or stores anything, and gets the run's failure instead if the
-		// run does not succeed (it records the refusal and shreds the
-		// seal). Whatever ends the attempt, the registration has ended
-		// before it returns (the deferred stop runs after abandon below,
-		// so after the worker and its hooks have ended).
-		if s.d.Registrar != nil {
+		// The artifact's seal starts when the worker sends it, while the
+		// run ends (PreSealer); the attempt shreds it unless it hands it
+		// to RegisterTrained (the deferred discard runs after abandon
+		// below, so after the worker and its hooks have ended).
+		if ps, ok := s.d.Registrar.(PreSealer); ok {
 			pctx := rampart.WithCaller(wctx, rampart.Caller{Principal: o.p, RequestID: "job:" + id})
-			tdAt := o.td
-			hooks.Artifact = func(r *executor.Result) {
-				var presealed Presealed
-				if ps, ok := s.d.Registrar.(PreSealer); ok {
-					presealed = ps.PreSeal(pctx, r.Artifact)
-				}
-				sum := sha256.Sum256(r.Artifact)
-				jt := cur
-				jt.Attempt = attempt
-				t := Trained{Job: jt, Artifact: r.Artifact, ArtifactDigest: "sha256:" + hex.EncodeToString(sum[:]), Metrics: r.Metrics,
-					DatasetDigest: tdAt.Digest, DatasetName: tdAt.DatasetName, DatasetVersion: tdAt.Version, GrantID: tdAt.GrantID,
-					DPEpsilon: r.DPEpsilon, DPDelta: r.DPDelta, StartedAt: started, FinishedAt: s.now().UTC(), Then: then,
-					Presealed: presealed}
-				gate := make(chan error, 1)
-				t.Ready = func() error { return <-gate }
-				reg = &earlyReg{gate: gate, done: make(chan regResult, 1), artifact: r.Artifact}
-				go func(er *earlyReg) {
-					m, v, err := s.d.Registrar.RegisterTrained(pctx, t)
-					er.done <- regResult{m, v, err}
-				}(reg)
-			}
+			hooks.Artifact = func(b []byte) { pre = ps.PreSeal(pctx, b) }
 		}
-		defer stopReg(errAttemptEnded)
+		defer func() {
+			if pre != nil {
+				pre.Discard(wctx)
+			}
+		}()
 		go func() {
 			res, err := s.d.Executor.RunWith(runCtx, spec, td, lim, hooks)
 			ran <- runResult{res, err}
@@ -265,9 +220,9 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	}
 	s.publish(*ev)
 
+	var iso []string // what the run got, once it ran (TEN-2)
 	fail := func(reason string) error {
 		abandon()
-		stopReg(errAttemptEnded)
 		waitProgress()
 		_, err := s.finishRun(wctx, id, rampart.JobFailed, reason, nil, iso)
 		return err
@@ -275,7 +230,7 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	if o.inactive {
 		return fail("the principal who submitted the job is no longer active")
 	}
-	td := o.td
+	p, td := o.p, o.td
 	if err := o.err; err != nil {
 		if runCtx.Err() != nil {
 			return s.interrupted(wctx, id, attempt, maxAttempts, runCtx.Err())
@@ -300,7 +255,6 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	ran = nil
 	res, err := r.res, r.err
 	if err != nil {
-		stopReg(errAttemptEnded) // before the job's own failure or retry is written
 		waitProgress()
 		var f *executor.Failure
 		switch {
@@ -338,25 +292,32 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	}
 	sum := sha256.Sum256(res.Artifact)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
-	result = &rampart.JobResult{ArtifactDigest: digest, ArtifactSize: int64(len(res.Artifact)), Metrics: res.Metrics,
+	result := &rampart.JobResult{ArtifactDigest: digest, ArtifactSize: int64(len(res.Artifact)), Metrics: res.Metrics,
 		DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta}
+	finished := s.now().UTC()
 	// The stored progress events precede the final one.
 	waitProgress()
 	if s.d.Registrar != nil {
 		j.Attempt = attempt
 		// The job's final update is made in the transaction that stores
 		// its model version (Trained.Then): one durable commit instead of
-		// two, and a job reported succeeded always has its version. The
-		// registration started when the artifact arrived; it gets its
-		// go-ahead now that the run succeeded with that artifact.
-		er := reg
-		if er == nil || !bytes.Equal(er.artifact, res.Artifact) { // not reached: the hook saw the result's artifact
-			return s.retryOrFail(wctx, id, attempt, maxAttempts, "internal error registering the model", errors.New("registration not started"))
+		// two, and a job reported succeeded always has its version.
+		var finalEv *rampart.JobEvent
+		committed := false
+		then := func(tx *sql.Tx, modelID string, version int) error {
+			r := *result
+			r.ModelID, r.ModelVersion = modelID, version
+			_, ev, err := s.d.Store.UpdateJobTx(wctx, tx, id, finishChange(rampart.JobSucceeded, "", &r, iso, s.now().UTC()))
+			finalEv, committed = ev, err == nil
+			return err
 		}
-		er.gate <- nil
-		rr := <-er.done
-		reg = nil
-		modelID, version, err := rr.modelID, rr.version, rr.err
+		presealed := pre
+		pre = nil // the registrar takes it over
+		modelID, version, err := s.d.Registrar.RegisterTrained(rampart.WithCaller(wctx, rampart.Caller{Principal: p, RequestID: "job:" + id}), Trained{
+			Job: j, Artifact: res.Artifact, ArtifactDigest: digest, Metrics: res.Metrics, DatasetDigest: td.Digest,
+			DatasetName: td.DatasetName, DatasetVersion: td.Version,
+			GrantID: td.GrantID, DPEpsilon: res.DPEpsilon, DPDelta: res.DPDelta, StartedAt: started, FinishedAt: finished, Then: then,
+			Presealed: presealed})
 		if err != nil {
 			var re *rampart.Error
 			if errors.As(err, &re) && re.Code == rampart.CodeInvalid && re.Field == "artifact" {
@@ -423,19 +384,3 @@ func (s *Service) audit(ctx context.Context, j rampart.Job, action, outcome, dig
 		s.log.Warn("jobs: audit job outcome", "job", j.ID, "err", err)
 	}
 }
-
-// earlyReg is a registration started when the worker sent its artifact.
-type earlyReg struct {
-	gate     chan error // nil: go ahead; else the reason to stop
-	done     chan regResult
-	artifact []byte
-}
-
-type regResult struct {
-	modelID string
-	version int
-	err     error
-}
-
-// errAttemptEnded stops a registration whose run did not succeed.
-var errAttemptEnded = rampart.Errorf(rampart.CodeConflict, "the training run did not succeed")

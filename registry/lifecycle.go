@@ -121,7 +121,7 @@ func (s *Service) Import(ctx context.Context, in ImportInput) (rampart.ModelVers
 		InternalParameters: map[string]any{"rampart_version": s.platform}}
 	now := s.now().UTC()
 	md := signer.BuildMetadata{InvocationID: c.RequestID, StartedOn: &now, FinishedOn: &now}
-	return s.register(ctx, a, c.Principal, c.RequestID, in.Name, in.Data, det.Format, card, bd, md, nil, nil, nil)
+	return s.register(ctx, a, c.Principal, c.RequestID, in.Name, in.Data, det.Format, card, bd, md, nil, nil)
 }
 
 // taskOf names the task of an imported objective. Only objectives whose

@@ -2,10 +2,7 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"testing"
-
-	"github.com/rampart-mlaas/rampart"
 )
 
 // TestPreSeal: an artifact presealed while its job ended is the one the
@@ -76,51 +73,5 @@ func TestPreSeal(t *testing.T) {
 	}
 	if n := e.blobCount(); n != 2 {
 		t.Fatalf("%d blobs; want 2", n)
-	}
-}
-
-// TestRegisterReady: Ready is called after the register decision is
-// recorded and before the lineage event and the version; an error is the
-// registration's error, recorded as the decision's outcome, and leaves no
-// version, no lineage event and no blob (the seal is shredded).
-func TestRegisterReady(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	runFailed := errors.New("the training run did not succeed")
-	for _, want := range []error{runFailed, nil} {
-		in := e.trained("ready", "job_ready")
-		in.Presealed = e.svc.PreSeal(ctx, e.dev, in.Artifact)
-		calls := 0
-		in.Ready = func() error {
-			calls++
-			if n := len(e.audit.find("model.register", true)); n == 0 {
-				t.Error("Ready called before the decision was recorded")
-			}
-			if n := len(e.audit.find("model.version.create", true)); n != 0 {
-				t.Error("Ready called after the lineage event")
-			}
-			return want
-		}
-		_, err := e.svc.RegisterTrained(ctx, in)
-		if calls != 1 || !errors.Is(err, want) || (want == nil) != (err == nil) {
-			t.Fatalf("Ready → %v: %d calls, registration %v", want, calls, err)
-		}
-		_, gerr := e.db.GetModelVersionByJob(ctx, e.tenant.ID, "job_ready")
-		if want != nil {
-			if !errors.Is(gerr, rampart.ErrNotFound) || e.blobCount() != 0 {
-				t.Fatalf("a stopped registration stored a version (%v) or %d blobs", gerr, e.blobCount())
-			}
-			refused := 0
-			for _, ev := range e.audit.find("model.register", true) { // the decision event again, with its outcome
-				if ev.RequestID == "job:job_ready" && ev.Outcome != "ok" {
-					refused++
-				}
-			}
-			if refused != 1 {
-				t.Fatalf("%d refusal outcomes recorded for the stopped registration; want 1", refused)
-			}
-		} else if gerr != nil || e.blobCount() != 1 {
-			t.Fatalf("registration after Ready: %v, %d blobs", gerr, e.blobCount())
-		}
 	}
 }

@@ -59,12 +59,6 @@ type TrainedInput struct {
 	// the training data when empty.
 	IntendedUse string
 	Limitations []string
-	// Ready, when set, is called after the decision is recorded and before
-	// the lineage event and the version: a training job registers while
-	// its worker exits, and Ready reports whether the run succeeded; an
-	// error is recorded as the decision's outcome and returned, and
-	// nothing is stored (the seal is shredded).
-	Ready func() error
 	// Presealed, when set, is this artifact already being sealed
 	// (PreSeal): it is used instead of a new seal when it holds exactly
 	// Artifact for the owner's tenant. RegisterTrained takes it over in
@@ -255,7 +249,7 @@ func (s *Service) RegisterTrained(ctx context.Context, in TrainedInput) (rampart
 		ps.discard(ctx)
 		return rampart.ModelVersion{}, err
 	}
-	return s.register(ctx, a, in.Owner, in.RequestID, in.ModelName, in.Artifact, rampart.FormatRampart, card, bd, md, ps, in.Ready, in.Then)
+	return s.register(ctx, a, in.Owner, in.RequestID, in.ModelName, in.Artifact, rampart.FormatRampart, card, bd, md, ps, in.Then)
 }
 
 // Presealed is a trained artifact whose seal started before its job's
@@ -357,8 +351,7 @@ func nonNil(m map[string]string) map[string]string {
 // prepared and its lineage event recorded; the row is stored only after
 // both (fail closed). A failure shreds the sealed artifact.
 func (s *Service) register(ctx context.Context, a *audited, owner rampart.Principal, requestID, name string, artifact []byte, format string,
-	card Card, bd signer.BuildDefinition, md signer.BuildMetadata, ps *pendingSeal, ready func() error,
-	then func(*sql.Tx, rampart.ModelVersion) error) (_ rampart.ModelVersion, err error) {
+	card Card, bd signer.BuildDefinition, md signer.BuildMetadata, ps *pendingSeal, then func(*sql.Tx, rampart.ModelVersion) error) (_ rampart.ModelVersion, err error) {
 	if ps == nil {
 		ps = s.startSeal(ctx, owner.TenantID, artifact)
 	}
@@ -389,11 +382,6 @@ func (s *Service) register(ctx context.Context, a *audited, owner rampart.Princi
 	// so what a crash can leave is unchanged: at worst an unreferenced
 	// ciphertext, never a version without its artifact or its lineage
 	// record (AUDIT-5, MODEL-1).
-	if ready != nil {
-		if err := ready(); err != nil {
-			return rampart.ModelVersion{}, a.Done(ctx, err)
-		}
-	}
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	// Another process (or service instance) may take the same version

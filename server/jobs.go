@@ -142,7 +142,6 @@ func (a registrarAdapter) RegisterTrained(ctx context.Context, t jobs.Trained) (
 	if t.Then != nil {
 		in.Then = func(tx *sql.Tx, v rampart.ModelVersion) error { return t.Then(tx, v.ModelID, v.Version) }
 	}
-	in.Ready = t.Ready
 	if ps, ok := t.Presealed.(*registry.Presealed); ok {
 		in.Presealed = ps // RegisterTrained takes it over (stored or shredded)
 	} else if t.Presealed != nil {
