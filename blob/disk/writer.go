@@ -32,7 +32,7 @@ import (
 const (
 	directAlign  = 4096 // file offsets, lengths and buffer addresses
 	chunkWriters = 2    // writes in flight per object
-	chunkBufs    = 6    // chunks per object: being filled, queued, being written
+	chunkBufs    = 5    // chunks per object: being filled, queued, being written
 )
 
 // directWrites turns O_DIRECT on (a variable for tests of the buffered path).
@@ -40,10 +40,12 @@ var directWrites = true
 
 // chunkSize is the size of a write (a variable for tests; a multiple of
 // directAlign). A direct write waits for the disk, so two run at a time
-// and four more chunks can queue: at one 1 MiB write at a time the disk,
+// and more chunks can queue: at one 1 MiB write at a time the disk,
 // shared with other writers, became the bottleneck of an upload
-// (3.7 ms per MiB in a trace).
-var chunkSize = 2 << 20
+// (3.7 ms per MiB in a trace). 5 MiB per object in all keeps a Put's
+// heap within barrier's flat-memory bound (TestLargeObjectFlatMemory:
+// 16 MiB; six 2 MiB chunks exceeded it).
+var chunkSize = 1 << 20
 
 type chunkPool struct {
 	size int
