@@ -205,7 +205,28 @@ func readBody(buf *bytes.Buffer, r *http.Request, maxBytes int64) (int, string, 
 	if maxBytes > 0 {
 		reader = io.LimitReader(reader, maxBytes)
 	}
-	count, err := io.Copy(buf, reader)
+	// Size the buffer from Content-Length (below the route's limit):
+	// growing by doubling re-copied a 5.7 MB batch body, ~7 % of its CPU.
+	// Beyond the first MiB the room is made only once that MiB has
+	// arrived, so a client claiming a large body and sending none cannot
+	// make the server hold the memory.
+	var count int64
+	var err error
+	if n := r.ContentLength; n > 1<<20 && (maxBytes <= 0 || n < maxBytes) {
+		buf.Grow(1<<20 + bytes.MinRead)
+		count, err = io.Copy(buf, io.LimitReader(reader, 1<<20))
+		if err == nil && count == 1<<20 {
+			buf.Grow(int(n-count) + bytes.MinRead)
+			var more int64
+			more, err = io.Copy(buf, reader)
+			count += more
+		}
+	} else {
+		if n > 0 && n <= 1<<20 {
+			buf.Grow(int(n) + bytes.MinRead)
+		}
+		count, err = io.Copy(buf, reader)
+	}
 	if maxBytes > 0 && count == maxBytes {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is too large limit=%d bytes", maxBytes), nil
 	}

@@ -72,6 +72,11 @@ func TestFastPathMatchesHuma(t *testing.T) {
 		{"POST", "/v2/models/rl-%s/infer", one, nil},
 		{"POST", "/v2/models/rl-%s/infer", one, nil}, // rate limited
 		{"POST", "/v1/endpoints/rl-%s/predict", rows, nil},
+		// Bodies around the first MiB, which readBody reads before making
+		// room for the rest of a declared length.
+		{"POST", "/v2/models/ep-%s/infer", append(append([]byte{}, one...), bytes.Repeat([]byte(" "), 1<<20-len(one))...), nil},
+		{"POST", "/v2/models/ep-%s/infer", append(append([]byte{}, one...), bytes.Repeat([]byte(" "), 1<<20-len(one)+1)...), nil},
+		{"POST", "/v2/models/ep-%s/infer", append(append([]byte{}, three...), bytes.Repeat([]byte("\n"), 3<<20)...), nil},
 	}
 	do := func(c req, k int) (int, http.Header, []byte) {
 		name := []string{"a", "b"}[k]
