@@ -127,12 +127,18 @@ func (b *Budget) Take(ctx context.Context, endpointID, principalID string, n, pe
 		select {
 		case <-wait.done:
 		case <-ctx.Done():
-			return &rampart.Error{Code: rampart.CodeUnavailable, Message: "query budget unavailable", Err: ctx.Err()}
+			return budgetUnavailable(ctx.Err())
 		}
 		if wait.err != nil {
-			return &rampart.Error{Code: rampart.CodeUnavailable, Message: "query budget unavailable", Err: fmt.Errorf("reserve: %w", wait.err)}
+			return budgetUnavailable(fmt.Errorf("reserve: %w", wait.err))
 		}
 	}
+}
+
+// budgetUnavailable fails a take closed when the store cannot be read or
+// written (INF-1).
+func budgetUnavailable(err error) error {
+	return &rampart.Error{Code: rampart.CodeUnavailable, Message: "query budget unavailable", Err: err}
 }
 
 // take charges n rows if every counter's written reservation covers them,
@@ -151,7 +157,7 @@ func (b *Budget) take(ctx context.Context, ls []budgetLimit, n int64, now time.T
 		if !l.c.loaded {
 			r, err := b.store.ReservedQueries(ctx, l.k.endpoint, l.k.principal, l.k.period)
 			if err != nil {
-				return nil, &rampart.Error{Code: rampart.CodeUnavailable, Message: "query budget unavailable", Err: err}
+				return nil, budgetUnavailable(err)
 			}
 			l.c.used, l.c.reserved, l.c.loaded = r, r, true
 		}

@@ -55,17 +55,7 @@ func TestRegisterSealFails(t *testing.T) {
 func TestRegisterRefusedLeavesNoArtifact(t *testing.T) {
 	e := newEnv(t)
 	e.register("churn")
-	blobs := func() int {
-		e.svc.seals.Wait()
-		n := 0
-		_ = filepath.WalkDir(filepath.Join(e.dir, "blobs"), func(_ string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				n++
-			}
-			return nil
-		})
-		return n
-	}
+	blobs := e.blobCount
 	before := blobs()
 	if before == 0 {
 		t.Fatal("no blob found for the registered version")
