@@ -163,3 +163,37 @@ type iotestErr struct{}
 func (iotestErr) Read([]byte) (int, error) {
 	return 0, errors.New("sealed stream: authentication failed")
 }
+
+// TestDeferRefill: with DeferRefill the spare a run took is replaced only
+// when the caller calls Refill; a run that finds no spare left still
+// starts refilling at once.
+func TestDeferRefill(t *testing.T) {
+	e := testExec(t)
+	e.SetSpares(2)
+	first := waitSpares(t, e, 2)
+	spec := Spec{Algorithm: "logreg", Target: "y", Seed: 1}
+	run := func() {
+		t.Helper()
+		if _, err := e.RunWith(context.Background(), spec, strings.NewReader(smallCSV()), Limits{Wall: 30 * time.Second},
+			Hooks{DeferRefill: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	e.spareMu.Lock()
+	filling := e.filling
+	e.spareMu.Unlock()
+	if ids := spareIDs(e); filling || len(ids) != 1 || ids[0] != first[1] {
+		t.Fatalf("spares %v (filling %v) after a run with DeferRefill: want only %d, no refill yet", ids, filling, first[1])
+	}
+	e.Refill()
+	after := waitSpares(t, e, 2)
+	if after[0] != first[1] {
+		t.Fatalf("spares %v after Refill, want %d first", after, first[1])
+	}
+	// Two runs take both spares: the second finds none left and the
+	// executor refills without waiting for Refill.
+	run()
+	run()
+	waitSpares(t, e, 2)
+}

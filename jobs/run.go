@@ -179,7 +179,12 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 			Wall: time.Duration(cur.Spec.Limits.WallSeconds) * time.Second}
 		ran = make(chan runResult, 1)
 		td := o.td
-		hooks := executor.Hooks{Progress: progress}
+		// The spare this run takes is replaced when the attempt has
+		// ended (deferred here, so after its final update and the
+		// registration): starting a worker process is CPU the
+		// registration would otherwise compete with.
+		hooks := executor.Hooks{Progress: progress, DeferRefill: true}
+		defer s.d.Executor.Refill()
 		// The artifact's seal starts when the worker sends it, while the
 		// run ends (PreSealer); the attempt shreds it unless it hands it
 		// to RegisterTrained (the deferred discard runs after abandon
