@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -75,10 +76,10 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	}()
 
 	started := s.now().UTC()
-	// The durable `running` update and the start of training overlap: once
-	// the data is open (authorized, DATA-7) and is the version admitted
-	// (DATA-3), the worker gets its spec and data while the update commits,
-	// instead of one durable write later. Nothing the worker returns is
+	// The durable `running` update and the start of training overlap: the
+	// worker gets its spec at once and, once the data is open (authorized,
+	// DATA-7) and is the version admitted (DATA-3), its data while the
+	// update commits, instead of one durable write later. Nothing the worker returns is
 	// used before the update has committed; if it fails, or the job became
 	// final meanwhile (cancelled while queued), the worker is killed and
 	// its output discarded. Progress is stored only after the `running`
@@ -104,11 +105,6 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		})
 		updated <- updateResult{j, ev, err}
 	}()
-	o := <-opened
-	if o.td != nil {
-		defer o.td.Close()
-	}
-
 	// Progress is stored by a goroutine of its own: the frame loop (and so
 	// the worker's output pipe, which carries the artifact) never waits on
 	// a durable write. It starts storing once the `running` update is
@@ -160,49 +156,68 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 		}
 	}
 
-	// The worker starts early only for data that will be used as it is:
-	// the same checks are made again below, in order, once the update is
-	// known.
+	// The worker gets its spec (all from the job row) at once and
+	// confines itself while the data is opened: the data reaches it only
+	// once the open is authorized, its use recorded (DATA-7, AUDIT-3) and
+	// it is the version admitted (DATA-3); otherwise its data ends in an
+	// error, which kills it before it has read anything, and the checks
+	// below, made again in order once the update is known, fail the
+	// attempt.
 	type runResult struct {
 		res *executor.Result
 		err error
 	}
-	var ran chan runResult
+	data := &pendingData{ready: make(chan struct{})}
 	var pre Presealed // written by the artifact hook, read after ran
-	if !o.inactive && o.err == nil && o.td != nil && o.td.Digest == cur.DatasetDigest {
-		spec := executor.Spec{Algorithm: cur.Spec.Algorithm, Task: cur.Spec.Task, Target: cur.Spec.Target, Features: cur.Spec.Features,
-			Params: cur.Spec.Params, Seed: cur.Spec.Seed}
-		if cur.Spec.DP != nil {
-			spec.DPEpsilon, spec.DPDelta = cur.Spec.DP.Epsilon, cur.Spec.DP.Delta
-		}
-		lim := executor.Limits{MemoryBytes: int64(cur.Spec.Limits.MemoryMB) << 20, CPUSeconds: cur.Spec.Limits.CPUSeconds,
-			Wall: time.Duration(cur.Spec.Limits.WallSeconds) * time.Second}
-		ran = make(chan runResult, 1)
-		td := o.td
-		// The spare this run takes is replaced when the attempt has
-		// ended (deferred here, so after its final update and the
-		// registration): starting a worker process is CPU the
-		// registration would otherwise compete with.
-		hooks := executor.Hooks{Progress: progress, DeferRefill: true}
-		defer s.d.Executor.Refill()
-		// The artifact's seal starts when the worker sends it, while the
-		// run ends (PreSealer); the attempt shreds it unless it hands it
-		// to RegisterTrained (the deferred discard runs after abandon
-		// below, so after the worker and its hooks have ended).
-		if ps, ok := s.d.Registrar.(PreSealer); ok {
-			pctx := rampart.WithCaller(wctx, rampart.Caller{Principal: o.p, RequestID: "job:" + id})
-			hooks.Artifact = func(b []byte) { pre = ps.PreSeal(pctx, b) }
-		}
-		defer func() {
-			if pre != nil {
-				pre.Discard(wctx)
-			}
-		}()
-		go func() {
-			res, err := s.d.Executor.RunWith(runCtx, spec, td, lim, hooks)
-			ran <- runResult{res, err}
-		}()
+	spec := executor.Spec{Algorithm: cur.Spec.Algorithm, Task: cur.Spec.Task, Target: cur.Spec.Target, Features: cur.Spec.Features,
+		Params: cur.Spec.Params, Seed: cur.Spec.Seed}
+	if cur.Spec.DP != nil {
+		spec.DPEpsilon, spec.DPDelta = cur.Spec.DP.Epsilon, cur.Spec.DP.Delta
 	}
+	lim := executor.Limits{MemoryBytes: int64(cur.Spec.Limits.MemoryMB) << 20, CPUSeconds: cur.Spec.Limits.CPUSeconds,
+		Wall: time.Duration(cur.Spec.Limits.WallSeconds) * time.Second}
+	ran := make(chan runResult, 1)
+	// The spare this run takes is replaced when the attempt has
+	// ended (deferred here, so after its final update and the
+	// registration): starting a worker process is CPU the
+	// registration would otherwise compete with.
+	hooks := executor.Hooks{Progress: progress, DeferRefill: true}
+	defer s.d.Executor.Refill()
+	// The artifact's seal starts when the worker sends it, while the
+	// run ends (PreSealer); the attempt shreds it unless it hands it
+	// to RegisterTrained (the deferred discard runs after abandon
+	// below, so after the worker and its hooks have ended). Only for a
+	// worker that was given its data, as the principal it ran as.
+	if ps, ok := s.d.Registrar.(PreSealer); ok {
+		hooks.Artifact = func(b []byte) {
+			<-data.ready
+			if data.err == nil {
+				pctx := rampart.WithCaller(wctx, rampart.Caller{Principal: data.p, RequestID: "job:" + id})
+				pre = ps.PreSeal(pctx, b)
+			}
+		}
+	}
+	defer func() {
+		if pre != nil {
+			pre.Discard(wctx)
+		}
+	}()
+	go func() {
+		res, err := s.d.Executor.RunWith(runCtx, spec, data, lim, hooks)
+		ran <- runResult{res, err}
+	}()
+	o := <-opened
+	if o.td != nil {
+		// after abandon (deferred below): the worker has ended first
+		defer o.td.Close()
+	}
+	if !o.inactive && o.err == nil && o.td != nil && o.td.Digest == cur.DatasetDigest {
+		data.p, data.r = o.p, o.td
+	} else {
+		data.err = errDataRefused
+	}
+	close(data.ready)
+
 	u := <-updated
 	close(runningDone)
 	j, ev, err := u.j, u.ev, u.err
@@ -252,9 +267,6 @@ func (s *Service) run(ctx context.Context, id string, attempt, maxAttempts int) 
 	// DATA-3: the version trained on is the one admitted, byte for byte.
 	if td.Digest != j.DatasetDigest {
 		return fail("the dataset version's digest changed since the job was admitted")
-	}
-	if ran == nil { // not reached: the worker starts whenever the checks above pass
-		return s.retryOrFail(wctx, id, attempt, maxAttempts, "internal error starting the training process", errors.New("worker not started"))
 	}
 	r := <-ran
 	ran = nil
@@ -388,4 +400,25 @@ func (s *Service) audit(ctx context.Context, j rampart.Job, action, outcome, dig
 		Details: map[string]string{"dataset": j.Spec.DatasetID, "dataset_digest": j.DatasetDigest}}); err != nil {
 		s.log.Warn("jobs: audit job outcome", "job", j.ID, "err", err)
 	}
+}
+
+// errDataRefused ends the data of a worker whose job may not use it (the
+// open failed or was refused, or the version is not the one admitted).
+var errDataRefused = errors.New("jobs: the training data was not opened for this run")
+
+// pendingData is a worker's training data, handed over (ready closed)
+// once it has been opened for the run, or refused (err).
+type pendingData struct {
+	ready chan struct{}
+	r     io.Reader
+	p     rampart.Principal
+	err   error
+}
+
+func (d *pendingData) Read(b []byte) (int, error) {
+	<-d.ready
+	if d.err != nil {
+		return 0, d.err
+	}
+	return d.r.Read(b)
 }
