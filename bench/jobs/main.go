@@ -303,6 +303,16 @@ func run(dataPath, target string, samples, small, runs int, workloads []string) 
 			dE, dW = append(dE, plat[i]-bare[i]), append(dW, child[i]-bare[i])
 		}
 		fmt.Printf("    paired differences platform − bare, median: end to end %s, worker %s\n", median(dE).Round(100*time.Microsecond), median(dW).Round(100*time.Microsecond))
+		// The platform's own time outside the worker window (submit →
+		// started_at, finished_at → succeeded event: admission, queue
+		// pick-up, registration, final update) within each run: the
+		// training's own variation, which dominates the pairs above,
+		// cancels out of it.
+		var dO []time.Duration
+		for i := range plat {
+			dO = append(dO, plat[i]-child[i])
+		}
+		fmt.Printf("    outside the worker window (end to end − worker, per run), median: %s\n", median(dO).Round(100*time.Microsecond))
 	}
 	return nil
 }
