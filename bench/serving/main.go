@@ -54,6 +54,7 @@ var (
 	traceOut = flag.String("trace", "", "write an execution trace of the server during the half-load runs")
 	modelsF  = flag.String("models", "logreg,gbdt", "models in the single-row runs")
 	halfProf = flag.String("half-cpuprofile", "", "write a CPU profile of the server during the half-load runs (not with -trace or -cpuprofile)")
+	gogc     = flag.Int("gogc", 0, "the server's GC target (server config gc_percent); 0 keeps the default")
 	arrivals = flag.String("arrivals", "exp", "think time of the paced runs (half load, fair share): exp (exponential, mean as needed for the rate) or fixed")
 	halfRate = flag.Float64("half-rate", 0, "offered rate of the half-load run (default: half of (a)'s measured throughput)")
 )
@@ -108,6 +109,9 @@ func main() {
 	defer os.RemoveAll(dir)
 	cfg := server.Defaults()
 	cfg.DataDir, cfg.Addr, cfg.Quiet = filepath.Join(dir, "data"), "127.0.0.1:0", true
+	if *gogc > 0 {
+		cfg.GCPercent = *gogc
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv, err := server.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
