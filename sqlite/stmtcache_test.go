@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -85,15 +87,7 @@ func sameMethods(t *testing.T, raw, wrapped any) {
 // statement usable; closing the connection empties the cache.
 func TestStmtCache(t *testing.T) {
 	ctx := context.Background()
-	d, err := OpenUnmigrated(ctx, filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	conn, err := d.db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := cachedConn(t)
 	cache := func() (n int, st map[string]cachedStmt) {
 		st = map[string]cachedStmt{}
 		if err := conn.Raw(func(dc any) error {
@@ -130,7 +124,7 @@ func TestStmtCache(t *testing.T) {
 		t.Fatal("insert not cached")
 	}
 	// A constraint error comes through as before and the statement stays usable.
-	_, err = conn.ExecContext(ctx, ins, "a", 9)
+	_, err := conn.ExecContext(ctx, ins, "a", 9)
 	var re *rampart.Error
 	if !errors.As(mapErr(err, "row"), &re) || re.Code != rampart.CodeConflict {
 		t.Fatalf("duplicate insert: %v", err)
@@ -222,34 +216,41 @@ func TestStmtCache(t *testing.T) {
 	conn.Close()
 }
 
-// The cache is bounded.
+// The cache is bounded, and full once more distinct texts than the bound
+// have run (an empty cache would pass a bound alone).
 func TestStmtCacheBound(t *testing.T) {
 	ctx := context.Background()
-	d, err := OpenUnmigrated(ctx, filepath.Join(t.TempDir(), "b.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	conn, err := d.db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := cachedConn(t)
 	defer conn.Close()
 	for i := 0; i < stmtCacheSize+20; i++ {
 		var n int
-		if err := conn.QueryRowContext(ctx, "SELECT "+string(rune('0'+i%10))+" + ?", i).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.ExecContext(ctx, "SELECT ? -- "+string(rune('a'+i%26))+string(rune('a'+i/26)), i); err != nil {
-			t.Fatal(err)
+		if err := conn.QueryRowContext(ctx, fmt.Sprintf("SELECT %d + ?", i), i).Scan(&n); err != nil || n != 2*i {
+			t.Fatalf("SELECT %d + %d = %d, %v", i, i, n, err)
 		}
 	}
 	if err := conn.Raw(func(dc any) error {
-		if n := len(dc.(*stmtCacheConn).stmts); n > stmtCacheSize {
-			t.Errorf("%d statements cached, bound %d", n, stmtCacheSize)
+		if n := len(dc.(*stmtCacheConn).stmts); n != stmtCacheSize {
+			t.Errorf("%d statements cached after %d texts, want the bound %d", n, stmtCacheSize+20, stmtCacheSize)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cachedConn is one connection of a fresh database opened as the stores
+// open theirs (OpenUnmigrated: the statement cache's connector).
+func cachedConn(t *testing.T) *sql.Conn {
+	t.Helper()
+	ctx := context.Background()
+	d, err := OpenUnmigrated(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
